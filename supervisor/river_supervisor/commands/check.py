@@ -1,0 +1,15 @@
+"""`river-supervisor check` (not implemented yet)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise UsageError("check: not implemented yet")

@@ -1,0 +1,89 @@
+"""The one seam to PostgreSQL: connections and named queries.
+
+Connections are plain psycopg 3 connections, autocommit unless a caller opens a transaction,
+tagged with ``application_name`` so operators can see which process holds which session. Nothing
+here is shared across a fork: every process opens its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg.rows import dict_row
+
+from .errors import DatabaseUnavailable
+from .sql import queries
+
+DEFAULT_CONNECT_TIMEOUT = 5
+Params = Mapping[str, Any] | None
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, for logs and error messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable database URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def connect(
+    url: str,
+    *,
+    application_name: str = "river-supervisor",
+    autocommit: bool = True,
+    connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+    **options: Any,
+) -> psycopg.Connection[dict[str, Any]]:
+    """Open a connection returning rows as dicts, or raise ``DatabaseUnavailable``."""
+    try:
+        return psycopg.connect(
+            url,
+            autocommit=autocommit,
+            row_factory=dict_row,
+            application_name=application_name,
+            connect_timeout=connect_timeout,
+            **options,
+        )
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(f"database {redact_url(url)}: {reason}") from exc
+    except psycopg.ProgrammingError as exc:  # malformed conninfo
+        raise DatabaseUnavailable(f"database {redact_url(url)}: {exc}") from exc
+
+
+def query(name: str) -> str:
+    return queries[name]
+
+
+def execute(conn: psycopg.Connection[Any], name: str, params: Params = None) -> int:
+    """Run a named statement; return the number of rows it touched."""
+    with conn.cursor() as cur:
+        cur.execute(queries[name], params)
+        return cur.rowcount
+
+
+def fetch_one(conn: psycopg.Connection[Any], name: str, params: Params = None) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(queries[name], params)
+        return cur.fetchone()
+
+
+def fetch_all(conn: psycopg.Connection[Any], name: str, params: Params = None) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(queries[name], params)
+        return cur.fetchall()
+
+
+@contextmanager
+def transaction(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+    """A transaction on ``conn`` (a savepoint if one is already open)."""
+    with conn.transaction():
+        yield conn

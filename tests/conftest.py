@@ -1,0 +1,54 @@
+"""Shared fixtures: one migrated database per test run, a clean slate per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.harness import database
+
+
+@pytest.fixture(scope="session")
+def empty_database_url() -> Iterator[str]:
+    """A fresh, unmigrated database; dropped at the end of the run."""
+    name = database.create_database()
+    yield database.with_database(database.admin_url(), name)
+    database.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A migrated database for the whole run; tests start from empty tables (see ``db``)."""
+    from river_supervisor import schema
+
+    name = database.create_database()
+    url = database.with_database(database.admin_url(), name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        schema.migrate(conn)
+    yield url
+    database.drop_database(name)
+
+
+def _truncate_all(conn: psycopg.Connection) -> None:
+    tables = [
+        row[0]
+        for row in conn.execute(
+            "select tablename from pg_tables where schemaname = current_schema()"
+            " and tablename like 'river%%' and tablename <> 'river_migration'"
+        )
+    ]
+    if tables:
+        conn.execute("truncate " + ", ".join(f'"{t}"' for t in tables))
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection (dict rows) to the run's database, with every table emptied."""
+    from river_supervisor import db as rdb
+
+    conn = rdb.connect(database_url, application_name="river-supervisor-tests")
+    _truncate_all(conn)
+    yield conn
+    conn.close()

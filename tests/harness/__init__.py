@@ -1,0 +1,1 @@
+"""Test harness: database per run, polling with deadlines, loopback Sentry ingest, supervisors."""
