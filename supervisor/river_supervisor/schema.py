@@ -1,0 +1,91 @@
+"""Migrations: River's main line (versions 1-7, River's exact schema) and our own line.
+
+Each version runs in its own transaction and is recorded in ``river_migration`` in that same
+transaction, as River does (an enum value added in one version must commit before later ones use
+it). A session advisory lock makes concurrent migrators on several hosts take turns; each re-reads
+what is applied once it holds the lock, so the second does nothing. A database River's own CLI
+migrated is read the same way, and its applied versions are left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from . import db
+from .sql import Migration, migrations
+
+log = logging.getLogger(__name__)
+
+LINES = ("main", "supervisor")
+MAIN_LATEST = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    line: str
+    version: int
+    name: str
+
+
+def applied_versions(conn: psycopg.Connection[Any], line: str) -> set[int]:
+    columns = {row["column_name"] for row in db.fetch_all(conn, "migration_table_columns")}
+    if not columns:
+        return set()
+    if "line" not in columns:  # River before version 5: only the main line exists
+        rows = db.fetch_all(conn, "migration_versions_unlined") if line == "main" else []
+    else:
+        rows = db.fetch_all(conn, "migration_versions_by_line", {"line": line})
+    return {row["version"] for row in rows}
+
+
+def _record(conn: psycopg.Connection[Any], migration: Migration) -> None:
+    columns = {row["column_name"] for row in db.fetch_all(conn, "migration_table_columns")}
+    if "line" in columns:
+        db.execute(conn, "migration_record_by_line", {"line": migration.line, "version": migration.version})
+    else:
+        db.execute(conn, "migration_record_unlined", {"version": migration.version})
+
+
+def pending(conn: psycopg.Connection[Any], lines: tuple[str, ...] = LINES) -> list[Migration]:
+    todo: list[Migration] = []
+    for line in lines:
+        done = applied_versions(conn, line)
+        todo.extend(m for m in migrations(line) if m.version not in done)
+    return todo
+
+
+def migrate(conn: psycopg.Connection[Any], lines: tuple[str, ...] = LINES) -> list[Applied]:
+    """Apply every pending migration of ``lines``; return what was applied (empty if none).
+
+    ``conn`` must be in autocommit mode; each migration opens its own transaction.
+    """
+    if "supervisor" in lines and "main" not in lines:
+        lines = ("main", *lines)  # our line needs River's migration table
+    applied: list[Applied] = []
+    db.execute(conn, "migration_lock")
+    try:
+        for migration in pending(conn, lines):
+            with conn.transaction():
+                with conn.cursor() as cur:
+                    cur.execute(migration.up.encode())
+                _record(conn, migration)
+            log.info(
+                "applied migration %s %03d %s",
+                migration.line,
+                migration.version,
+                migration.name,
+                extra={"event": "migration.applied", "line": migration.line, "version": migration.version},
+            )
+            applied.append(Applied(migration.line, migration.version, migration.name))
+    finally:
+        db.execute(conn, "migration_unlock")
+    return applied
+
+
+def is_current(conn: psycopg.Connection[Any]) -> bool:
+    """True when every known migration of both lines is applied."""
+    return not pending(conn)
