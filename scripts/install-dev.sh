@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install river-supervisor, its first-party plugins and the test tools into the active Python.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m pip install -q -e '.[test]'
+for plugin in plugins/*/; do
+  [ -f "$plugin/pyproject.toml" ] && python -m pip install -q -e "$plugin"
+done
+[ -f examples/billing-plugin/pyproject.toml ] && python -m pip install -q -e examples/billing-plugin
+exit 0
