@@ -49,9 +49,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log level (default INFO, DEBUG with --debug)",
     )
-    parser.add_argument(
-        "--log-format", default="text", choices=["text", "json"], help="log line format"
-    )
+    parser.add_argument("--log-format", default="text", choices=["text", "json"], help="log line format")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -75,9 +75,7 @@ class Config:
     job_timeout: float = 60.0  # default per job; a plugin's job(timeout=...) overrides
     shutdown_grace: float = 30.0
     poll_interval: float = 1.0
-    queues: Mapping[str, QueueConfig] = field(
-        default_factory=lambda: {"default": QueueConfig("default")}
-    )
+    queues: Mapping[str, QueueConfig] = field(default_factory=lambda: {"default": QueueConfig("default")})
     leadership: LeadershipConfig = field(default_factory=LeadershipConfig)
     sentry: SentryConfig = field(default_factory=SentryConfig)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)

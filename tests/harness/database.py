@@ -38,9 +38,7 @@ def _pid_alive(pid: int) -> bool:
 
 def drop_leftovers(conn: psycopg.Connection) -> None:
     """Drop databases of crashed earlier runs (their creating pid is gone)."""
-    rows = conn.execute(
-        "select datname from pg_database where datname like %s", (PREFIX + "%",)
-    ).fetchall()
+    rows = conn.execute("select datname from pg_database where datname like %s", (PREFIX + "%",)).fetchall()
     for (name,) in rows:
         try:
             pid = int(name[len(PREFIX) :].split("_", 1)[0])

@@ -32,5 +32,7 @@ def wait_until(
             return last
         if time.monotonic() >= deadline:
             extra = f"\n{context()}" if context else ""
-            raise WaitTimeout(f"timed out after {timeout}s waiting for {describe}; last value: {last!r}{extra}")
+            raise WaitTimeout(
+                f"timed out after {timeout}s waiting for {describe}; last value: {last!r}{extra}"
+            )
         time.sleep(interval)

@@ -26,7 +26,9 @@ def run(args: argparse.Namespace) -> int:
     with db.connect(url, application_name="river-supervisor migrate") as conn:
         applied = schema.migrate(conn)
     if args.json:
-        print(json.dumps({"applied": [{"line": a.line, "version": a.version, "name": a.name} for a in applied]}))
+        print(
+            json.dumps({"applied": [{"line": a.line, "version": a.version, "name": a.name} for a in applied]})
+        )
     elif applied:
         for a in applied:
             print(f"applied {a.line} {a.version:03d} {a.name}")
