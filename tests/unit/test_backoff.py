@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from river_supervisor.backoff import service_backoff
 
 
