@@ -100,6 +100,7 @@ class Request:
     body_bytes: int  # on the wire, before decompression
     items: int
     error: str | None = None
+    body: bytes = b""  # decompressed, as parsed
 
 
 class EnvelopeError(ValueError):
@@ -224,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.record(Request("POST", path, headers, encoding, len(body), 0, str(exc)), [])
             self._reply(400, {"detail": str(exc)})
             return
-        self.server.record(Request("POST", path, headers, encoding, len(body), len(items)), items)
+        self.server.record(Request("POST", path, headers, encoding, len(body), len(items), body=raw), items)
         event_id = next((i.payload.get("event_id") for i in items if isinstance(i.payload, dict)), None)
         self._reply(200, {"id": event_id})
 
