@@ -1,0 +1,432 @@
+"""The plugin API: what a plugin module imports and declares.
+
+A plugin is a ``Plugin`` object published under the entry-point group ``river_supervisor.plugins``
+(entry-point name = plugin name). It declares job handlers with ``@plugin.job(kind, ...)`` and
+schedules with ``plugin.periodic(kind, id=..., cron=... | every=...)``. Declarations are validated
+when they are made, so a bad one fails the plugin's import and is reported by discovery with the
+plugin's name (the other plugins still load).
+
+Handlers receive a ``Job`` and run in a worker thread. Returning ends the job as completed (a
+JSON-serialisable return value may be kept as the job's output); raising an exception retries it
+with River's backoff; ``raise JobCancel(reason)`` ends it as cancelled; ``raise JobSnooze(seconds)``
+puts it back for later without using up an attempt.
+
+Async handlers: an ``async def`` handler (or one returning an awaitable) is supported. The worker
+runs it with ``asyncio.run`` in the job's own thread, so each job gets a fresh event loop that
+ends with it: no loop is shared between jobs, and nothing must be thread-safe across them. Use it
+to call async libraries; it buys no concurrency beyond the worker's threads. ``call_handler`` is
+the one place that makes this choice, for the worker and for ``river_supervisor.testing``.
+
+Cancellation is cooperative: when a remote cancel arrives the worker calls
+``job.request_cancel()``; a long handler polls ``job.cancel_requested()`` (or waits on
+``job.wait_for_cancel(seconds)``) and stops, typically by raising ``JobCancel``.
+
+This module is layer 1: it imports neither psycopg nor sentry_sdk, and importing it has no side
+effects (every plugin imports it; the forkserver preloads the worker, which imports it).
+Discovery lives in ``river_supervisor.discovery`` (``discover``, ``PluginSet``, ``LoadedPlugin``,
+also reachable from here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import math
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "DeclarationError",
+    "Job",
+    "JobCancel",
+    "JobContext",
+    "JobDecl",
+    "JobOptions",
+    "JobSnooze",
+    "PeriodicDecl",
+    "Plugin",
+    "call_handler",
+]
+
+# River's job kind rule (rivertype: `\A[\w][\w\-\[\]<>\/.·:+]+\z`).
+KIND_RE = re.compile(r"\A[\w][\w\-\[\]<>/.·:+]+\Z")
+# River's queue name rule: lower-case letters and digits separated by single `_` or `-`, <= 128.
+QUEUE_RE = re.compile(r"\A[a-z0-9]+(?:[_-][a-z0-9]+)*\Z")
+QUEUE_MAX = 128
+# A plugin name is an entry-point name; keep it simple enough to appear in config and logs.
+PLUGIN_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
+PERIODIC_ID_RE = KIND_RE
+MISSED_POLICIES = ("skip", "latest", "all")
+OVERLAP_POLICIES = ("allow", "skip")
+PRIORITY_MIN, PRIORITY_MAX = 1, 4  # River's priorities
+
+Handler = Callable[["Job"], Any]
+
+
+class DeclarationError(ValueError):
+    """A ``job`` or ``periodic`` declaration is invalid; the message names plugin and kind or id."""
+
+
+class JobCancel(Exception):  # River's name: a signal to the worker, not a failure
+    """Raised by a handler: end the job as cancelled, without retrying."""
+
+    def __init__(self, reason: str = "cancelled by handler") -> None:
+        self.reason = str(reason)
+        super().__init__(self.reason)
+
+
+class JobSnooze(Exception):
+    """Raised by a handler: run the job again in ``seconds``, without using up an attempt."""
+
+    def __init__(self, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+            raise TypeError(f"JobSnooze: seconds must be a finite number, got {seconds!r}")
+        if seconds < 0:
+            raise ValueError(f"JobSnooze: seconds must be >= 0, got {seconds!r}")
+        self.seconds = float(seconds)
+        super().__init__(f"snoozed for {self.seconds:g}s")
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """Where a job runs: lets a handler reach the supervisor's database and name its host."""
+
+    database_url: str | None = None
+    node: str = ""
+    cluster: str = "default"
+    worker_id: int | str = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One River job as a handler sees it. ``args`` and ``metadata`` are the decoded JSON."""
+
+    id: int
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+    max_attempts: int = 25
+    queue: str = "default"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    scheduled_at: datetime | None = None
+    tags: tuple[str, ...] = ()
+    priority: int = 1
+    context: JobContext = field(default_factory=JobContext)
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    def cancel_requested(self) -> bool:
+        """True once the worker has received a cancel request for this job."""
+        return self._cancel.is_set()
+
+    def wait_for_cancel(self, timeout: float | None = None) -> bool:
+        """Sleep up to ``timeout`` seconds, waking early on a cancel request; True if cancelled."""
+        return self._cancel.wait(timeout)
+
+    def request_cancel(self) -> None:
+        """Called by the worker (from another thread) when a remote cancel arrives."""
+        self._cancel.set()
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """Defaults for jobs of one kind: inserted jobs use them unless the insert says otherwise."""
+
+    queue: str = "default"
+    max_attempts: int = 25
+    timeout: float | None = None  # None: the configuration's job_timeout
+    priority: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class JobDecl:
+    plugin: str
+    kind: str
+    handler: Handler
+    options: JobOptions
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicDecl:
+    """A schedule shipped by a plugin. The cron expression itself is checked by ``periodic``."""
+
+    plugin: str
+    id: str
+    kind: str
+    cron: str | None = None
+    every: float | None = None  # seconds
+    args: Mapping[str, Any] = field(default_factory=dict)
+    timezone: str = "UTC"
+    missed: str | None = None
+    overlap: str | None = None
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
+    monitor: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (``plugins --json``, fingerprints)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "cron": self.cron,
+            "every": self.every,
+            "timezone": self.timezone,
+            "args": dict(self.args),
+            "missed": self.missed,
+            "overlap": self.overlap,
+            "queue": self.queue,
+            "priority": self.priority,
+            "max_attempts": self.max_attempts,
+            "monitor": self.monitor,
+        }
+
+
+class Plugin:
+    """A named set of job handlers and schedules, published as an entry point."""
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not PLUGIN_NAME_RE.match(name):
+            raise DeclarationError(
+                f"plugin name {name!r}: expected letters, digits, '_', '-' or '.',"
+                " starting with a letter or digit"
+            )
+        self.name = name
+        self.jobs: dict[str, JobDecl] = {}
+        self.schedules: dict[str, PeriodicDecl] = {}
+
+    def __repr__(self) -> str:
+        return f"Plugin({self.name!r}, kinds={sorted(self.jobs)}, periodic={sorted(self.schedules)})"
+
+    @property
+    def kinds(self) -> list[str]:
+        return sorted(self.jobs)
+
+    @property
+    def periodic_decls(self) -> list[PeriodicDecl]:
+        return [self.schedules[key] for key in sorted(self.schedules)]
+
+    def job(
+        self,
+        kind: str,
+        *,
+        queue: str = "default",
+        max_attempts: int = 25,
+        timeout: float | str | None = None,
+        priority: int = 1,
+    ) -> Callable[[Handler], Handler]:
+        """Register the decorated function as the handler of ``kind``; returns it unchanged."""
+        where = f"plugin {self.name}: job {kind!r}"
+        _check_kind(where, kind)
+        if kind in self.jobs:
+            raise DeclarationError(f"{where}: declared twice")
+        options = JobOptions(
+            queue=_check_queue(where, queue),
+            max_attempts=_check_int(where, "max_attempts", max_attempts, low=1),
+            timeout=None if timeout is None else _check_duration(where, "timeout", timeout),
+            priority=_check_int(where, "priority", priority, low=PRIORITY_MIN, high=PRIORITY_MAX),
+        )
+
+        def register(handler: Handler) -> Handler:
+            if not callable(handler):
+                raise DeclarationError(f"{where}: handler must be callable, got {handler!r}")
+            if kind in self.jobs:
+                raise DeclarationError(f"{where}: declared twice")
+            self.jobs[kind] = JobDecl(self.name, kind, handler, options)
+            return handler
+
+        return register
+
+    def periodic(
+        self,
+        kind: str,
+        *,
+        id: str,  # the documented keyword, shadowing the builtin on purpose
+        cron: str | None = None,
+        every: float | str | None = None,
+        args: Mapping[str, Any] | None = None,
+        timezone: str = "UTC",
+        missed: str | None = None,
+        overlap: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        monitor: bool = False,
+    ) -> PeriodicDecl:
+        """Declare a schedule enqueuing ``kind`` (which any installed plugin may handle)."""
+        where = f"plugin {self.name}: periodic {id!r}"
+        if not isinstance(id, str) or not PERIODIC_ID_RE.match(id):
+            raise DeclarationError(
+                f"{where}: id must start with a letter, digit or '_' and have at least 2 characters"
+            )
+        if id in self.schedules:
+            raise DeclarationError(f"{where}: declared twice")
+        _check_kind(where, kind)
+        if (cron is None) == (every is None):
+            raise DeclarationError(f"{where}: give exactly one of cron= or every=")
+        if cron is not None and (not isinstance(cron, str) or not cron.strip()):
+            raise DeclarationError(f"{where}: cron must be a non-empty string, got {cron!r}")
+        seconds = None if every is None else _check_duration(where, "every", every)
+        if missed is not None and missed not in MISSED_POLICIES:
+            raise DeclarationError(
+                f"{where}: missed must be one of {', '.join(MISSED_POLICIES)}, got {missed!r}"
+            )
+        if overlap is not None and overlap not in OVERLAP_POLICIES:
+            raise DeclarationError(
+                f"{where}: overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}"
+            )
+        decl = PeriodicDecl(
+            plugin=self.name,
+            id=id,
+            kind=kind,
+            cron=cron.strip() if cron is not None else None,
+            every=seconds,
+            args=_check_args(where, args),
+            timezone=_check_timezone(where, timezone),
+            missed=missed,
+            overlap=overlap,
+            queue=None if queue is None else _check_queue(where, queue),
+            priority=None
+            if priority is None
+            else _check_int(where, "priority", priority, low=PRIORITY_MIN, high=PRIORITY_MAX),
+            max_attempts=None
+            if max_attempts is None
+            else _check_int(where, "max_attempts", max_attempts, low=1),
+            monitor=bool(monitor),
+        )
+        self.schedules[id] = decl
+        return decl
+
+
+def call_handler(handler: Handler, job: Job) -> Any:
+    """Run ``handler(job)``; an awaitable result is driven to completion on a fresh event loop."""
+    result = handler(job)
+    if inspect.isawaitable(result):
+        return asyncio.run(_await(result))
+    return result
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+# -- validation helpers: each raises DeclarationError naming ``where``.
+
+
+def _check_kind(where: str, kind: object) -> str:
+    if not isinstance(kind, str) or not KIND_RE.match(kind):
+        raise DeclarationError(
+            f"{where}: kind {kind!r} must match River's kind pattern "
+            r"(a letter, digit or '_', then at least one of letters, digits and - [ ] < > / . · : +)"
+        )
+    return kind
+
+
+def _check_queue(where: str, queue: object) -> str:
+    if not isinstance(queue, str) or len(queue) > QUEUE_MAX or not QUEUE_RE.match(queue):
+        raise DeclarationError(
+            f"{where}: queue {queue!r} must be lower-case letters and digits separated by '_' or '-'"
+            f" (at most {QUEUE_MAX} characters)"
+        )
+    return queue
+
+
+def _check_int(where: str, key: str, value: object, *, low: int, high: int | None = None) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        expected = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+        raise DeclarationError(f"{where}: {key} must be {expected}, got {value!r}")
+    return value
+
+
+def _check_duration(where: str, key: str, value: object) -> float:
+    if isinstance(value, bool):
+        seconds = None
+    elif isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = _parse_duration(value)
+    else:
+        seconds = None
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise DeclarationError(
+            f"{where}: {key} must be a positive number of seconds or a duration such as '90s', '5m',"
+            f" '1h30m', got {value!r}"
+        )
+    return seconds
+
+
+def _check_args(where: str, args: Mapping[str, Any] | None) -> dict[str, Any]:
+    if args is None:
+        return {}
+    if not isinstance(args, Mapping):
+        raise DeclarationError(f"{where}: args must be a mapping, got {type(args).__name__}")
+    try:
+        # A copy through JSON: what is enqueued is exactly what a peer with this version would enqueue.
+        return json.loads(json.dumps(dict(args), sort_keys=True))
+    except (TypeError, ValueError) as exc:
+        raise DeclarationError(f"{where}: args must be JSON-serialisable: {exc}") from None
+
+
+def _check_timezone(where: str, timezone: object) -> str:
+    import zoneinfo
+
+    if not isinstance(timezone, str) or not timezone:
+        raise DeclarationError(
+            f"{where}: timezone must be an IANA name such as 'Europe/Berlin', got {timezone!r}"
+        )
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise DeclarationError(f"{where}: unknown timezone {timezone!r}") from None
+    return timezone
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _parse_duration(text: str) -> float | None:
+    """``"90s"``, ``"5m"``, ``"1h30m"``, ``"1.5"`` -> seconds; None when unreadable.
+
+    Prefers ``config.parse_duration`` (the one parser for the configuration file) when it exists,
+    so a plugin and the file read durations alike; the local reader is its fallback.
+    """
+    try:
+        from .config import parse_duration  # type: ignore[attr-defined]
+    except ImportError:
+        parse_duration = None
+    if parse_duration is not None:
+        try:
+            return float(parse_duration(text))
+        except Exception:
+            return None
+    value = text.strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(value):
+        if match.start() != pos:
+            return None
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    return total if value and pos == len(value) else None
+
+
+def __getattr__(name: str) -> object:
+    # Discovery is its own module (it imports stevedore); reachable from here without a cycle.
+    if name in {"discover", "PluginSet", "LoadedPlugin", "RegisteredHandler"}:
+        from . import discovery
+
+        return getattr(discovery, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
