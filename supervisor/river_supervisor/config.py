@@ -659,8 +659,10 @@ def redact_dsn(dsn: str) -> str:
         parts = urlsplit(dsn.strip())
     except ValueError:
         return "<unparseable DSN>"
+    if not (parts.scheme and parts.netloc):
+        return "<not a URL>"
     if "@" not in parts.netloc:
-        return dsn
+        return dsn.strip()
     return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
