@@ -91,6 +91,14 @@ class PluginSet:
     def ok(self) -> bool:
         return not self.errors and not self.conflicts
 
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """Top-level modules of the loaded plugins (what a worker imports; already imported here)."""
+        names = {
+            row.entry_point.split(":")[0].split(".")[0] for row in self.plugins if row.plugin is not None
+        }
+        return tuple(sorted(name for name in names if name))
+
     def handler(self, kind: str) -> RegisteredHandler | None:
         return self.handlers.get(kind)
 

@@ -119,6 +119,25 @@ class Job:
     context: JobContext = field(default_factory=JobContext)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
+    @classmethod
+    def from_row(cls, row: Any, *, context: JobContext | None = None) -> Job:
+        """Build a ``Job`` from a River job row (an object with the columns as attributes, or a
+        mapping); JSON columns may still be text or bytes."""
+        get = row.get if isinstance(row, Mapping) else lambda key, default=None: getattr(row, key, default)
+        return cls(
+            id=int(get("id")),
+            kind=get("kind"),
+            args=_json_dict(get("args")),
+            attempt=int(get("attempt", 1) or 0),
+            max_attempts=int(get("max_attempts", 25)),
+            queue=get("queue", "default"),
+            metadata=_json_dict(get("metadata")),
+            scheduled_at=get("scheduled_at"),
+            tags=tuple(get("tags", None) or ()),
+            priority=int(get("priority", 1)),
+            context=context if context is not None else JobContext(),
+        )
+
     def cancel_requested(self) -> bool:
         """True once the worker has received a cancel request for this job."""
         return self._cancel.is_set()
@@ -314,6 +333,16 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
+def _json_dict(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, bytes | bytearray | memoryview):
+        value = bytes(value).decode()
+    if isinstance(value, str):
+        value = json.loads(value)
+    return dict(value)
+
+
 # -- validation helpers: each raises DeclarationError naming ``where``.
 
 
@@ -397,11 +426,11 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 def _parse_duration(text: str) -> float | None:
     """``"90s"``, ``"5m"``, ``"1h30m"``, ``"1.5"`` -> seconds; None when unreadable.
 
-    Prefers ``config.parse_duration`` (the one parser for the configuration file) when it exists,
+    Prefers ``durations.parse_duration`` (the parser of the configuration file) when it exists,
     so a plugin and the file read durations alike; the local reader is its fallback.
     """
     try:
-        from .config import parse_duration  # type: ignore[attr-defined]
+        from .durations import parse_duration
     except ImportError:
         parse_duration = None
     if parse_duration is not None:
