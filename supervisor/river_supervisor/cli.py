@@ -42,6 +42,7 @@ class _Parser(argparse.ArgumentParser):
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
     parser.add_argument("--database-url", metavar="URL", help="PostgreSQL URL (env DATABASE_URL)")
+    parser.add_argument("--sentry-dsn", metavar="DSN", help="Sentry DSN (env SENTRY_DSN)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument(
         "--log-level",

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
 
+from .config import redact_database_url
 from .errors import DatabaseUnavailable
 from .sql import queries
 
@@ -23,15 +23,8 @@ Params = Mapping[str, Any] | None
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password replaced, for logs and error messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable database URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL (or libpq key=value string) with its password replaced, for logs and error messages."""
+    return redact_database_url(url)
 
 
 def connect(
@@ -53,7 +46,9 @@ def connect(
             **options,
         )
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        # libpq's first line says what failed ("... port 1 failed: Connection refused"); the
+        # lines after it are tab-indented hints.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(f"database {redact_url(url)}: {reason}") from exc
     except psycopg.ProgrammingError as exc:  # malformed conninfo
         raise DatabaseUnavailable(f"database {redact_url(url)}: {exc}") from exc
