@@ -154,7 +154,6 @@ def init(
                 AtexitIntegration(callback=_quiet_atexit),
             ],
             auto_session_tracking=False,
-            send_default_pii=False,
             include_local_variables=False,  # a handler's locals hold job args
             before_send=_before_send,
             before_breadcrumb=_before_breadcrumb,
@@ -503,7 +502,7 @@ def _iso(at: datetime | None) -> str | None:
 # a password cannot leak its tail.
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/?#@'\"<>]*:)[^\s'\"<>]*(@)")
 _KEYWORD_SECRET = re.compile(
-    r"(?i)\b(password|passwd|pwd|pgpassword|secret|sentry_secret|api_key|apikey|token)(\s*[=:]\s*)"
+    r"(?i)\b(password|passwd|pwd|pgpassword|secret|sentry_secret|api_key|apikey|token)(['\"]?\s*[=:]\s*)"
     r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s'\"&,;]+)"
 )
 _SENSITIVE_KEYS = frozenset(
