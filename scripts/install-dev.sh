@@ -7,4 +7,6 @@ for plugin in plugins/*/; do
   [ -f "$plugin/pyproject.toml" ] && python -m pip install -q -e "$plugin"
 done
 [ -f examples/billing-plugin/pyproject.toml ] && python -m pip install -q -e examples/billing-plugin
+# job kinds the process tests run (no-ops, failures, crashes, sleeps)
+python -m pip install -q -e tests/process/testjobs
 exit 0

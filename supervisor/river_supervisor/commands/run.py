@@ -1,15 +1,22 @@
-"""`river-supervisor run` (not implemented yet)."""
+"""``river-supervisor run``: the supervisor (see ``supervisor.py``)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..errors import UsageError
+from .. import config as config_mod
+from ..supervisor import Supervisor
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("run: not implemented yet")
+    cfg = config_mod.load(args.config, flags=config_mod.flag_values(args))
+    if not cfg.database_url:
+        from .. import embedded
+
+        cfg = embedded.with_embedded_database(cfg)
+    log_level = args.log_level or ("DEBUG" if args.debug else "INFO")
+    return Supervisor(cfg, log_level=log_level, log_format=args.log_format).run()

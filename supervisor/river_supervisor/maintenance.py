@@ -1,0 +1,130 @@
+"""Leader-only maintenance services: job scheduler, rescuer and cleaner (River's, fenced).
+
+Each service has River's shape (STYLE.md): ``on_gained(conn, term, now)``, ``tick(conn, term, now)``
+doing one bounded batch in one fenced transaction and returning the seconds until it next wants
+to run, ``on_lost()`` dropping memory. No threads, sleeps or leadership checks inside: the
+supervisor calls them only while its term is trusted, and the fenced transaction refuses a stale
+term anyway (``errors.NotLeader``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import psycopg
+
+from . import queue
+from .config import MaintenanceConfig
+from .leadership import Term, fenced_transaction
+
+log = logging.getLogger(__name__)
+
+
+class LeaderService(Protocol):
+    name: str
+
+    def on_gained(self, conn: psycopg.Connection[Any], term: Term | None, now: datetime) -> None: ...
+
+    def tick(self, conn: psycopg.Connection[Any], term: Term | None, now: datetime) -> float: ...
+
+    def on_lost(self) -> None: ...
+
+
+@contextmanager
+def leader_transaction(
+    conn: psycopg.Connection[Any], term: Term | None, service: str
+) -> Iterator[psycopg.Connection[Any]]:
+    """Fenced by ``term``; with no election (a single host treating itself as leader) plain."""
+    if term is None:
+        with conn.transaction():
+            yield conn
+    else:
+        with fenced_transaction(conn, term, service):
+            yield conn
+
+
+class _Service:
+    name = "service"
+
+    def on_gained(self, conn: psycopg.Connection[Any], term: Term | None, now: datetime) -> None:
+        return None
+
+    def on_lost(self) -> None:
+        return None
+
+
+class JobScheduler(_Service):
+    """Moves due ``scheduled`` and ``retryable`` jobs to ``available`` and wakes the workers."""
+
+    name = "scheduler"
+    interval = 1.0
+    batch = 10_000
+
+    def tick(self, conn: psycopg.Connection[Any], term: Term | None, now: datetime) -> float:
+        with leader_transaction(conn, term, self.name):
+            moved = queue.schedule_due(conn, now=now, limit=self.batch)
+        total = sum(moved.values())
+        if total:
+            log.debug(
+                "made %d jobs available", total, extra={"event": "maintenance.scheduled", "count": total}
+            )
+        return 0.0 if total >= self.batch else self.interval
+
+
+class JobRescuer(_Service):
+    """Retries or discards jobs left ``running`` longer than ``rescue_after`` (a vanished host)."""
+
+    name = "rescuer"
+    interval = 30.0
+    batch = 1_000
+
+    def __init__(self, cfg: MaintenanceConfig) -> None:
+        self.rescue_after = cfg.rescue_after
+
+    def tick(self, conn: psycopg.Connection[Any], term: Term | None, now: datetime) -> float:
+        with leader_transaction(conn, term, self.name):
+            rescued = queue.rescue_stuck(conn, now - timedelta(seconds=self.rescue_after), limit=self.batch)
+        if rescued:
+            log.info(
+                "rescued %d jobs stuck in running for over %.0fs",
+                len(rescued),
+                self.rescue_after,
+                extra={"event": "maintenance.rescued", "count": len(rescued), "job_ids": rescued[:20]},
+            )
+        return 0.0 if len(rescued) >= self.batch else self.interval
+
+
+class JobCleaner(_Service):
+    """Deletes finalized jobs past retention (River's defaults: 24 h, 24 h, 7 days)."""
+
+    name = "cleaner"
+    interval = 60.0
+    batch = 10_000
+
+    def __init__(self, cfg: MaintenanceConfig) -> None:
+        self.cfg = cfg
+
+    def tick(self, conn: psycopg.Connection[Any], term: Term | None, now: datetime) -> float:
+        with leader_transaction(conn, term, self.name):
+            deleted = queue.clean(
+                conn,
+                completed_before=now - timedelta(seconds=self.cfg.completed_retention),
+                cancelled_before=now - timedelta(seconds=self.cfg.cancelled_retention),
+                discarded_before=now - timedelta(seconds=self.cfg.discarded_retention),
+                limit=self.batch,
+            )
+        if deleted:
+            log.info(
+                "deleted %d finalized jobs past retention",
+                deleted,
+                extra={"event": "maintenance.cleaned", "count": deleted},
+            )
+        return 0.0 if deleted >= self.batch else self.interval
+
+
+def services(cfg: MaintenanceConfig) -> list[_Service]:
+    return [JobScheduler(), JobRescuer(cfg), JobCleaner(cfg)]

@@ -1,0 +1,515 @@
+"""The supervisor parent: one loop owns everything (gunicorn's arbiter is the model).
+
+Boot, in order: plugins (load errors reported), Sentry, the forkserver context (named explicitly,
+our worker module and the plugin modules preloaded), the database connection, leadership, the
+workers. Each turn of the loop:
+
+1. take the earliest deadline among leadership, leader-only services, restarts and kills;
+2. wait on the signal wakeup fd, the children's sentinels and pipes, the leadership socket;
+3. drain signals into intents -> read children's messages -> reap the dead, writing the fate of
+   their jobs into the job rows at once -> enforce job timeouts -> step leadership -> run due
+   leader-only services -> top up workers, with restart backoff.
+
+Signal handlers do nothing but wake the loop (``signal.set_wakeup_fd``). The parent never runs
+jobs and never forks from a thread: workers come from a forkserver, a clean process that never
+inherits the parent's threads (Sentry's transport) or sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import multiprocess
+import multiprocess.connection
+import psycopg
+
+from . import alerts, db, discovery, queue, schema, worker
+from .backoff import service_backoff
+from .children import KILL_AFTER, ExitReport, RestartPolicy, WorkerHandle, classify_exit
+from .config import Config
+from .errors import DatabaseUnavailable, NotLeader, SchemaMissing
+from .maintenance import LeaderService
+from .maintenance import services as maintenance_services
+
+log = logging.getLogger(__name__)
+
+RECOVERABLE = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
+IDLE_WAIT = 5.0
+
+
+def queue_shares(queues: dict[str, int], processes: int, index: int) -> tuple[tuple[str, int], ...]:
+    """Split each queue's host-wide concurrency between the worker processes."""
+    shares = []
+    for name, concurrency in sorted(queues.items()):
+        share = concurrency // processes + (1 if index < concurrency % processes else 0)
+        if share > 0:
+            shares.append((name, share))
+    return tuple(shares)
+
+
+@dataclass(slots=True)
+class _ServiceState:
+    service: LeaderService
+    due: float = 0.0
+    failures: int = 0
+    gained: bool = False
+
+
+class Supervisor:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        log_level: str = "INFO",
+        log_format: str = "text",
+        observer: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.log_level = log_level
+        self.log_format = log_format
+        self.observer = observer
+        self.workers: dict[int, WorkerHandle] = {}
+        self.restart_at: dict[int, float] = {}
+        self.restarts = RestartPolicy()
+        self.generation = 0
+        self.stopping = False
+        self.stop_deadline: float | None = None
+        self.hard_stop = False
+        self.conn: psycopg.Connection[Any] | None = None
+        self.plugin_set: Any = None
+        self._wake_r = self._wake_w = -1
+        self._ctx: Any = None
+        self._services: list[_ServiceState] = []
+        self._boot_id = os.urandom(4).hex()
+
+    # --- boot -------------------------------------------------------------------------------
+
+    @property
+    def node_id(self) -> str:
+        return f"{self.cfg.node}:{os.getpid()}:{self._boot_id}"
+
+    def _boot(self) -> None:
+        worker.set_title(f"river-supervisor: supervisor [{self.cfg.cluster}/{self.cfg.node}]")
+        self.plugin_set = discovery.discover(self.cfg.plugins)
+        self.plugin_set.raise_for_conflicts()
+        for report in self.plugin_set.errors:
+            log.warning(
+                "plugin %s (%s) failed to load: %s",
+                report.name,
+                report.distribution or "unknown distribution",
+                report.error,
+                extra={"event": "plugin.load_failed", "plugin": report.name},
+            )
+        alerts.init(
+            self.cfg.sentry,
+            role="supervisor",
+            cluster=self.cfg.cluster,
+            node=self.cfg.node,
+            secrets=[self.cfg.database_url],
+        )
+        for report in self.plugin_set.errors:
+            alerts.plugin_load_error_event(report.name, report.distribution, report.error)
+        self.conn = self._connect()
+        if not schema.is_current(self.conn):
+            raise SchemaMissing(
+                f"database {db.redact_url(self.cfg.database_url or '')}: schema is missing or out of date; "
+                "run `river-supervisor migrate`"
+            )
+        self._install_signals()
+        self._ctx = multiprocess.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["river_supervisor.worker", *self.plugin_set.modules])
+        self._services = [_ServiceState(s) for s in maintenance_services(self.cfg.maintenance)]
+        log.info(
+            "supervisor started: cluster %s, node %s, %d worker processes, queues %s",
+            self.cfg.cluster,
+            self.cfg.node,
+            self.cfg.processes,
+            ", ".join(f"{q.name}={q.concurrency}" for q in self.cfg.queues.values()),
+            extra={"event": "supervisor.started", "node_id": self.node_id},
+        )
+        now = time.monotonic()
+        for index in range(self.cfg.processes):
+            self.restart_at[index] = now
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        assert self.cfg.database_url
+        return db.connect(self.cfg.database_url, application_name="river-supervisor supervisor")
+
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(sig, lambda signum, frame: None)  # the wakeup fd carries the number
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._boot()
+        try:
+            while self.workers or not self.stopping:
+                self._turn()
+        finally:
+            self._close()
+        log.info("supervisor stopped", extra={"event": "supervisor.stopped"})
+        return 0
+
+    def _turn(self) -> None:
+        timeout = max(0.0, self._next_deadline() - time.monotonic())
+        waitables: list[Any] = [self._wake_r]
+        for handle in self.workers.values():
+            waitables += [handle.process.sentinel, handle.pipe]
+        multiprocess.connection.wait(waitables, timeout)
+        now = time.monotonic()
+        self._drain_signals(now)
+        self._read_pipes(now)
+        self._reap(now)
+        self._enforce_timeouts(now)
+        self._enforce_stop(now)
+        if not self.stopping:
+            self._run_services(now)
+            self._top_up(now)
+
+    def _next_deadline(self) -> float:
+        now = time.monotonic()
+        deadlines = [now + IDLE_WAIT]
+        for handle in self.workers.values():
+            deadlines += [job.deadline for job in handle.held.values() if job.deadline is not None]
+            if handle.term_sent_at is not None:
+                deadlines.append(handle.term_sent_at + KILL_AFTER)
+        if self.stopping:
+            if self.stop_deadline is not None:
+                deadlines.append(self.stop_deadline)
+        else:
+            deadlines += list(self.restart_at.values())
+            deadlines += [state.due for state in self._services]
+        return min(deadlines)
+
+    # --- signals ----------------------------------------------------------------------------
+
+    def _drain_signals(self, now: float) -> None:
+        try:
+            data = os.read(self._wake_r, 512)
+        except BlockingIOError:
+            return
+        for signum in data:
+            if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+                self._begin_stop(now, signal.Signals(signum).name)
+            elif signum == signal.SIGHUP:
+                log.info(
+                    "SIGHUP ignored: restart the supervisor to load new plugins or configuration",
+                    extra={"event": "supervisor.sighup"},
+                )
+
+    def _begin_stop(self, now: float, reason: str) -> None:
+        if self.stopping:
+            if not self.hard_stop:
+                log.warning(
+                    "%s again: stopping now, jobs still running are put back",
+                    reason,
+                    extra={"event": "supervisor.hard_stop"},
+                )
+                self.hard_stop = True
+                self.stop_deadline = now
+            return
+        self.stopping = True
+        self.stop_deadline = now + self.cfg.shutdown_grace
+        log.info(
+            "%s: stopping; running jobs have %.0fs to finish",
+            reason,
+            self.cfg.shutdown_grace,
+            extra={"event": "supervisor.stopping", "grace": self.cfg.shutdown_grace},
+        )
+        self._lose_leadership()
+        self.restart_at.clear()
+        for handle in self.workers.values():
+            with contextlib.suppress(OSError, ValueError):
+                handle.pipe.send(("stop",))
+            handle.stop_sent = True
+
+    def _enforce_stop(self, now: float) -> None:
+        if not self.stopping or self.stop_deadline is None or now < self.stop_deadline:
+            return
+        for handle in self.workers.values():
+            if handle.term_sent_at is None:
+                self._terminate(handle, now, "shutdown grace period over")
+
+    # --- children ---------------------------------------------------------------------------
+
+    def _spawn(self, index: int, now: float) -> None:
+        self.generation += 1
+        parent_end, child_end = self._ctx.Pipe(duplex=True)
+        spec = worker.WorkerSpec(
+            index=index,
+            worker_id=f"{self.node_id}/w{index}.{self.generation}",
+            database_url=self.cfg.database_url or "",
+            cluster=self.cfg.cluster,
+            node=self.cfg.node,
+            queues=queue_shares(
+                {q.name: q.concurrency for q in self.cfg.queues.values()}, self.cfg.processes, index
+            ),
+            poll_interval=self.cfg.poll_interval,
+            job_timeout=self.cfg.job_timeout,
+            plugins=self.cfg.plugins,
+            sentry=self.cfg.sentry,
+            parent_pid=os.getpid(),
+            log_level=self.log_level,
+            log_format=self.log_format,
+        )
+        process = self._ctx.Process(target=worker.main, args=(spec, child_end), name=f"worker-{index}")
+        process.start()
+        child_end.close()
+        handle = WorkerHandle(
+            index,
+            process,
+            parent_end,
+            started_at=now,
+            pid=process.pid,
+            last_heard=now,
+            worker_id=spec.worker_id,
+        )
+        self.workers[index] = handle
+        log.info(
+            "worker %d started (pid %d)",
+            index,
+            process.pid,
+            extra={"event": "worker.started", "worker": index, "pid": process.pid},
+        )
+
+    def _top_up(self, now: float) -> None:
+        for index, due in list(self.restart_at.items()):
+            if now >= due and index not in self.workers:
+                del self.restart_at[index]
+                self._spawn(index, now)
+
+    def _read_pipes(self, now: float) -> None:
+        for handle in self.workers.values():
+            self._read_pipe(handle, now)
+
+    def _read_pipe(self, handle: WorkerHandle, now: float) -> None:
+        while True:
+            try:
+                if not handle.pipe.poll():
+                    return
+                message = handle.pipe.recv()
+            except (EOFError, OSError):
+                return
+            handle.last_heard = now
+            kind = message[0]
+            if kind == "fetched":
+                handle.take_fetched(message[1], now)
+            elif kind == "done":
+                handle.release(message[1])
+            elif kind == "ready":
+                handle.ready = True
+                self.restarts.record_healthy(handle.index, now)
+            elif kind == "boot_error":
+                handle.boot_error = message[1]
+
+    def _reap(self, now: float) -> None:
+        for index, handle in list(self.workers.items()):
+            if handle.process.is_alive():
+                continue
+            self._read_pipe(handle, now)  # outcomes flushed just before the exit
+            handle.process.join(0)
+            report = classify_exit(
+                handle.process.exitcode,
+                stopping=self.stopping,
+                killed_by_us=handle.term_sent_at is not None,
+            )
+            self._record_fate_of_jobs(handle, report)
+            del self.workers[index]
+            with contextlib.suppress(OSError):
+                handle.pipe.close()
+            self._log_exit(handle, report)
+            if not self.stopping:
+                self._schedule_restart(handle, report, now)
+
+    def _log_exit(self, handle: WorkerHandle, report: ExitReport) -> None:
+        detail = f": {handle.boot_error}" if handle.boot_error else ""
+        log.log(
+            logging.getLevelName(report.level),
+            "worker %d (pid %s) %s%s",
+            handle.index,
+            handle.pid,
+            report.description,
+            detail,
+            extra={"event": "worker.exited", "worker": handle.index, "exitcode": handle.process.exitcode},
+        )
+
+    def _schedule_restart(self, handle: WorkerHandle, report: ExitReport, now: float) -> None:
+        if not report.abnormal:
+            self.restart_at[handle.index] = now
+            return
+        delay = self.restarts.record_crash(handle.index, now)
+        if delay is None:
+            message = (
+                "worker %d crashed %d times within %.0fs: not restarting it (crash loop); "
+                "fix the cause and restart the supervisor"
+            )
+            args = (handle.index, self.restarts.count, self.restarts.window)
+            log.critical(message, *args, extra={"event": "worker.crash_loop", "worker": handle.index})
+            alerts.crash_loop_event(
+                self.cfg.cluster,
+                self.cfg.node,
+                crashes=self.restarts.count,
+                window=self.restarts.window,
+                last_exit=report.description,
+                worker=handle.index,
+            )
+            return
+        self.restart_at[handle.index] = now + delay
+        log.info(
+            "restarting worker %d in %.1fs",
+            handle.index,
+            delay,
+            extra={"event": "worker.restart_scheduled", "worker": handle.index, "delay": delay},
+        )
+
+    def _record_fate_of_jobs(self, handle: WorkerHandle, report: ExitReport) -> None:
+        """Write into each row what happened to the jobs a dead worker held, at once."""
+        timed_out = [j for j in handle.held.values() if j.job_id in handle.timed_out]
+        others = [j.job_id for j in handle.held.values() if j.job_id not in handle.timed_out]
+        worker_id = handle.worker_id
+        try:
+            conn = self._db()
+            if report.abnormal and worker_id:
+                # Jobs fetched but not yet reported over the pipe when the worker died.
+                others = sorted(set(others) | set(queue.running_by_worker(conn, worker_id)))
+                others = [i for i in others if i not in handle.timed_out]
+            for job in timed_out:
+                queue.record_lost(
+                    conn,
+                    [job.job_id],
+                    f"job exceeded its timeout of {job.timeout:g}s; "
+                    f"worker {handle.index} (pid {handle.pid}) was stopped",
+                )
+            if not others:
+                return
+            if report.abnormal:
+                queue.record_lost(
+                    conn, others, f"worker {handle.index} (pid {handle.pid}) {report.description}"
+                )
+            else:  # stopped by us (shutdown, or a sibling timed out): back to available
+                queue.record_outcomes(conn, [queue.Interrupted(job_id=i) for i in others])
+        except RECOVERABLE as exc:
+            log.error(
+                "could not record the fate of %d jobs of worker %d: %s; the leader's rescuer will",
+                len(handle.held),
+                handle.index,
+                exc,
+                extra={"event": "worker.fate_unrecorded", "worker": handle.index},
+            )
+            self._drop_connection()
+
+    def _enforce_timeouts(self, now: float) -> None:
+        for handle in self.workers.values():
+            overdue = handle.overdue(now)
+            if overdue and handle.term_sent_at is None:
+                for job in overdue:
+                    handle.timed_out.add(job.job_id)
+                    log.warning(
+                        "job %d ran past its timeout of %gs; stopping worker %d (pid %s)",
+                        job.job_id,
+                        job.timeout or 0,
+                        handle.index,
+                        handle.pid,
+                        extra={"event": "job.timeout", "job_id": job.job_id, "worker": handle.index},
+                    )
+                self._terminate(handle, now, "job timeout")
+            if (
+                handle.term_sent_at is not None
+                and not handle.killed
+                and now >= handle.term_sent_at + KILL_AFTER
+            ):
+                self._kill(handle, signal.SIGKILL)
+                handle.killed = True
+
+    def _terminate(self, handle: WorkerHandle, now: float, reason: str) -> None:
+        handle.term_sent_at = now
+        if self.hard_stop:
+            self._kill(handle, signal.SIGKILL)
+            handle.killed = True
+        else:
+            self._kill(handle, signal.SIGTERM)
+
+    @staticmethod
+    def _kill(handle: WorkerHandle, sig: int) -> None:
+        if handle.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(handle.pid, sig)
+
+    # --- leadership and leader-only services ------------------------------------------------
+
+    def _current_term(self) -> Any:
+        return None  # single host until the elector is wired in: this host acts as leader
+
+    def _lose_leadership(self) -> None:
+        for state in self._services:
+            if state.gained:
+                state.service.on_lost()
+                state.gained = False
+
+    def _run_services(self, now: float) -> None:
+        wall = datetime.now(UTC)
+        for state in self._services:
+            if now < state.due:
+                continue
+            try:
+                conn = self._db()
+                if not state.gained:
+                    state.service.on_gained(conn, self._current_term(), wall)
+                    state.gained = True
+                delay = state.service.tick(conn, self._current_term(), wall)
+                state.failures = 0
+                state.due = now + delay
+            except NotLeader:
+                log.error(
+                    "%s: fenced write rejected; stepping down",
+                    state.service.name,
+                    extra={"event": "leadership.fenced", "service": state.service.name},
+                )
+                self._lose_leadership()
+                return
+            except RECOVERABLE as exc:
+                state.failures += 1
+                delay = service_backoff(state.failures)
+                state.due = now + delay
+                log.warning(
+                    "%s failed (attempt %d): %s; next try in %.1fs",
+                    state.service.name,
+                    state.failures,
+                    exc,
+                    delay,
+                    extra={"event": "service.failed", "service": state.service.name},
+                )
+                self._drop_connection()
+
+    # --- database ---------------------------------------------------------------------------
+
+    def _db(self) -> psycopg.Connection[Any]:
+        if self.conn is None or self.conn.closed:
+            self.conn = self._connect()
+        return self.conn
+
+    def _drop_connection(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+        self.conn = None
+
+    def _close(self) -> None:
+        for handle in self.workers.values():
+            self._kill(handle, signal.SIGKILL)
+        self._drop_connection()
+        alerts.flush(2.0)
+        signal.set_wakeup_fd(-1)
