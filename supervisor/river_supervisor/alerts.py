@@ -354,29 +354,39 @@ def plugin_load_error_event(name: str, distribution: str | None, error: BaseExce
 def crash_loop_event(
     cluster: str,
     node: str,
-    *,
-    crashes: int,
-    window: float,
-    last_exit: str | int | None = None,
     worker: str | int | None = None,
+    message: str | None = None,
+    *,
+    crashes: int | None = None,
+    window: float | None = None,
+    last_exit: str | int | None = None,
     detail: Mapping[str, Any] | None = None,
 ) -> str | None:
-    """Workers crashed ``crashes`` times within ``window`` seconds and restarts stopped: ERROR."""
+    """Workers crash-looped and restarts stopped: ERROR, one issue per (cluster, node).
+
+    ``message`` (the supervisor's own log line) is used as is; without it one is built from
+    ``crashes``, ``window`` and ``last_exit``.
+    """
     try:
-        exit_text = f" (last exit: {last_exit})" if last_exit is not None else ""
+        if message is None:
+            who = f"worker {worker}" if worker is not None else "workers"
+            counts = (
+                f": {crashes} crashes in {window:g}s" if crashes is not None and window is not None else ""
+            )
+            exit_text = f" (last exit: {last_exit})" if last_exit is not None else ""
+            message = f"{who} crash loop on node {node}{counts}, restarts stopped{exit_text}"
         return _capture(
-            f"worker crash loop on node {node}: {crashes} crashes in {window:g}s, "
-            f"restarts stopped{exit_text}",
+            message,
             level="error",
             logger="river_supervisor.supervisor",
             tags={"cluster": cluster, "node": node},
             fingerprint=[_FINGERPRINT_ROOT, "crash-loop", cluster, node],
             contexts={
                 "crash_loop": {
+                    "worker": worker,
                     "crashes": crashes,
                     "window_seconds": window,
                     "last_exit": last_exit,
-                    "worker": worker,
                     "detail": dict(detail or {}),
                 }
             },
@@ -385,31 +395,37 @@ def crash_loop_event(
         return _failed("crash_loop_event")
 
 
-def job_error(job: JobLike, exc: BaseException, *, send_args: bool | None = None) -> str | None:
-    """Report a job handler's exception (grouped by stack trace, tagged with kind and queue).
+def job_error(job: JobLike, exc: BaseException | str, *, send_args: bool | None = None) -> str | None:
+    """Report a failed job: the handler's exception (grouped by stack trace) or an error text.
 
+    Tagged with ``job_kind`` and ``queue``; id, attempt and max_attempts go in the ``job`` context.
     Args go along only when ``send_args`` (default: the ``[sentry] send_job_args`` setting).
     """
     try:
+        if not enabled():
+            return None
         include_args = _state.send_job_args if send_args is None else send_args
+        kind = str(getattr(job, "kind", None))
+        queue = str(getattr(job, "queue", None))
         context: dict[str, Any] = {
-            "id": job.id,
-            "kind": job.kind,
-            "queue": job.queue,
-            "attempt": job.attempt,
+            "id": getattr(job, "id", None),
+            "kind": kind,
+            "queue": queue,
+            "attempt": getattr(job, "attempt", None),
             "max_attempts": getattr(job, "max_attempts", None),
         }
         if include_args:
-            context["args"] = dict(job.args or {})
-        if not enabled():
-            return None
+            context["args"] = dict(getattr(job, "args", None) or {})
         with sentry_sdk.new_scope() as scope:
-            scope.set_tag("job_kind", job.kind)
-            scope.set_tag("queue", job.queue)
+            scope.set_tag("job_kind", kind)
+            scope.set_tag("queue", queue)
             scope.set_context("job", context)
             if include_args:
-                scope.set_extra("river_supervisor.send_job_args", True)
-            return sentry_sdk.capture_exception(exc)
+                scope.set_extra(_ARGS_ALLOWED, True)
+            if isinstance(exc, BaseException):
+                return sentry_sdk.capture_exception(exc)
+            scope.fingerprint = [_FINGERPRINT_ROOT, "job", kind, "{{ default }}"]
+            return sentry_sdk.capture_message(f"job {kind} failed: {exc}", level="error")
     except Exception:
         return _failed("job_error")
 
@@ -509,6 +525,7 @@ _SENSITIVE_KEYS = frozenset(
     {"password", "passwd", "pwd", "pgpassword", "secret", "token", "api_key", "apikey", "authorization"}
 )
 _ARGS_KEYS = frozenset({"args", "job_args"})
+_ARGS_ALLOWED = "river_supervisor.send_job_args"  # set by job_error when args may go
 
 
 def redact(text: str) -> str:
@@ -572,7 +589,7 @@ def _drop_args(event: dict[str, Any]) -> None:
 def _before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
     try:
         extra = event.get("extra")
-        allowed = isinstance(extra, dict) and extra.pop("river_supervisor.send_job_args", False) is True
+        allowed = isinstance(extra, dict) and extra.pop(_ARGS_ALLOWED, False) is True
         if not allowed:
             _drop_args(event)
         return _scrub(event)  # type: ignore[no-any-return]

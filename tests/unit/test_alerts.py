@@ -152,8 +152,16 @@ def test_orphaned_schedule_plugin_error_and_crash_loop_events(reporting: SentryI
     assert crash.level == "error"
     assert (
         crash.message
-        == "worker crash loop on node web-1: 5 crashes in 60s, restarts stopped (last exit: SIGKILL)"
+        == "worker 3 crash loop on node web-1: 5 crashes in 60s, restarts stopped (last exit: SIGKILL)"
     )
+
+
+def test_crash_loop_event_takes_the_supervisors_own_message(reporting: SentryIngest) -> None:
+    alerts.crash_loop_event("default", "web-1", 2, "worker 2 crashed 5 times within 60s: not restarting it")
+    item = _one_event(reporting)
+    assert item.message == "worker 2 crashed 5 times within 60s: not restarting it"
+    assert item.fingerprint == ["river-supervisor", "crash-loop", "default", "web-1"]
+    assert item.payload["contexts"]["crash_loop"]["worker"] == 2
 
 
 def test_job_error_reports_the_exception_with_job_context_but_no_args(reporting: SentryIngest) -> None:
@@ -178,6 +186,14 @@ def test_job_error_sends_args_only_when_asked(reporting: SentryIngest) -> None:
     item = _one_event(reporting)
     assert item.payload["contexts"]["job"]["args"] == {"card": "4111-1111"}
     assert "river_supervisor.send_job_args" not in item.payload.get("extra", {})
+
+
+def test_job_error_accepts_an_error_text(reporting: SentryIngest) -> None:
+    alerts.job_error(FakeJob(), "TimeoutError: ran past 60s")
+    item = _one_event(reporting)
+    assert item.level == "error"
+    assert item.message == "job billing.charge failed: TimeoutError: ran past 60s"
+    assert item.tags["job_kind"] == "billing.charge"
 
 
 def test_checkin_sequence_arrives_with_its_monitor_config(reporting: SentryIngest) -> None:
@@ -242,7 +258,7 @@ def test_init_without_dsn_is_a_no_op(sentry_ingest: SentryIngest) -> None:
 
 def test_reporting_never_raises_on_bad_input(reporting: SentryIngest) -> None:
     assert alerts.leadership_event(object()) is None  # type: ignore[arg-type]
-    assert alerts.job_error(object(), ValueError("x")) is None  # type: ignore[arg-type]
+    assert alerts.drift_event("default", None, None, None) is None  # type: ignore[arg-type]
     alerts.leadership_event(Event("gained"))
     assert _one_event(reporting).tags["leadership_event"] == "gained"
 
