@@ -53,7 +53,9 @@ CREATE TABLE river_supervisor_node(
     PRIMARY KEY (cluster, node_id)
 );
 
--- Durable state per schedule: a new leader continues from last_slot.
+-- Durable state per schedule: a new leader continues from last_slot (the newest slot decided,
+-- enqueued or skipped); a schedule never decided starts after registered_at. defined_by is the
+-- node of the leader that last defined it, named when a later leader does not (an orphan).
 CREATE TABLE river_supervisor_periodic(
     cluster text NOT NULL,
     id text NOT NULL,
@@ -63,6 +65,7 @@ CREATE TABLE river_supervisor_periodic(
     next_run_at timestamptz,
     last_job_id bigint,
     defined_by text,
+    registered_at timestamptz NOT NULL DEFAULT now(),
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (cluster, id)
@@ -78,10 +81,14 @@ CREATE TABLE river_supervisor_periodic_slot(
     job_id bigint,
     term bigint NOT NULL,
     leader_id text NOT NULL,
+    detail jsonb NOT NULL DEFAULT '{}',
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (cluster, periodic_id, slot),
     CONSTRAINT outcome_name CHECK (outcome IN ('enqueued', 'skipped_missed', 'skipped_overlap'))
 );
+
+-- The leader prunes old ledger rows in bounded batches, by slot time.
+CREATE INDEX river_supervisor_periodic_slot_cluster_slot ON river_supervisor_periodic_slot (cluster, slot);
 
 -- Each distinct drift (hash of the differing fingerprints), reported to Sentry once.
 CREATE TABLE river_supervisor_drift(
