@@ -1,24 +1,68 @@
 """Leadership: a fenced lease per cluster, held by one supervisor parent.
 
 INTERFACE (fixed; periodic and maintenance rely on it): ``Term`` and ``fenced_transaction``.
-The elector state machine is added below by the leadership work.
+
+The model (River's ``internal/leadership/doc.go``, plus fencing):
+
+- The database decides. One row per cluster in ``river_supervisor_leader``; its expiry is
+  ``now() + ttl`` on the database clock; each election draws a new term from
+  ``river_supervisor_term_seq``, so terms only grow, across crashes and an emptied table.
+- A follower bids every ``poll_interval`` (about 0.75 s at ttl 15 s) with one statement that
+  writes nothing unless it wins: it wins a vacant lease, an expired one, or one whose holder's
+  lease connection has vanished from ``pg_stat_activity`` (a crashed leader, found long before
+  its lease runs out; a paused leader keeps its connection and is replaced only on expiry). A
+  ``resigned`` notification makes it bid at once (0-20 ms jitter).
+- The leader renews every ``ttl / 3``. Local time only bounds trust: a renewal (or the winning
+  bid) sent at monotonic time ``t`` makes the term trusted until ``t + ttl - margin``. A renewal
+  that finds no row ends the term (``superseded`` if someone else holds it, else ``lost``); one
+  that fails is retried with a short backoff while trust lasts, then ``expired``. Losing the
+  lease connection ends the term at once (``lost``): with its backend gone, any follower may
+  take over right away.
+- Trust is advisory. What makes a stale leader harmless is ``fenced_transaction``: every
+  leader-only write holds this term's row ``FOR SHARE``, so it fails once the term is over and a
+  takeover waits for it while it runs.
+
+``Elector`` is a non-blocking state machine for a single-threaded loop: it never sleeps and owns
+no thread. The loop waits on ``fileno()`` until ``next_deadline()``, then calls ``step()``, which
+returns ``LeadershipEvent`` values for the caller to report (the elector never calls Sentry).
+Each SQL statement it runs is bounded by ``statement_timeout`` (at most ttl/3).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import logging
+import math
+import os
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import psycopg
 
 from . import db
+from .backoff import service_backoff
+from .config import LeadershipConfig
 from .errors import NotLeader
+from .notifier import KEEPALIVE_OPTIONS, RECOVERABLE, Listener
+
+logger = logging.getLogger(__name__)
 
 FENCE_LOCK_TIMEOUT_MS = 2000
 FENCE_IDLE_TIMEOUT_MS = 5000
+
+CHANNEL_TOPIC = "river_supervisor_leadership"
+LEADER_ID_MAX = 127
+RESIGN_ATTEMPTS = 3
+RESIGNED_JITTER = 0.02  # spread of the bids that follow a "resigned" notification, seconds
+POLL_JITTER = 0.10  # followers bid every poll_interval * (1 + [0, 10 %))
+
+EventKind = Literal["gained", "resigned", "lost", "expired", "superseded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +84,8 @@ def fenced_transaction(
 
     A takeover must update or delete that row, so it waits for this transaction; if the term is
     already gone (expired, superseded, resigned) the transaction is rolled back and ``NotLeader``
-    raised before anything is written.
+    raised before anything is written. ``lock_timeout`` and ``idle_in_transaction_session_timeout``
+    bound the transaction, so a leader paused inside it cannot block a takeover for long.
     """
     with conn.transaction():
         db.execute(
@@ -59,3 +104,508 @@ def fenced_transaction(
         if held is None:
             raise NotLeader(service, term.term)
         yield conn
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Every interval of the elector, derived from the lease length alone."""
+
+    ttl: float
+    renew_interval: float  # ttl / 3 (River: 5 s of 15 s)
+    margin: float  # trust ends this long before the lease could: clock rate error, send-to-now() gap
+    poll_interval: float  # follower bids: ttl / 20 within [0.25 s, 1 s], for crash failover < 2 s
+    statement_timeout: float  # bounds each statement of a step: a stuck database cannot stall the loop
+    lock_timeout: float  # a takeover waits this long for a fenced transaction, then retries later
+    retry_cap: float  # renewal, bid and reconnect retries back off 1 s doubling up to this
+
+    @classmethod
+    def from_ttl(cls, ttl: float) -> Timings:
+        if not ttl > 0:
+            raise ValueError(f"leadership ttl must be positive, not {ttl}")
+        third = ttl / 3
+        return cls(
+            ttl=ttl,
+            renew_interval=third,
+            margin=min(max(1.0, ttl / 10), ttl / 4),
+            poll_interval=min(max(ttl / 20, 0.25), 1.0),
+            statement_timeout=min(5.0, third),
+            lock_timeout=min(2.0, third),
+            retry_cap=max(third, 0.1),
+        )
+
+    def trusted_until(self, sent: float) -> float:
+        """Trust granted by a renewal or bid that was *sent* at monotonic time ``sent``."""
+        return sent + self.ttl - self.margin
+
+    def retry_delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        return service_backoff(attempt, base=min(1.0, self.retry_cap), cap=self.retry_cap, rand=rand)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIdentity:
+    """One supervisor process: node name, pid and a random boot id, never mistaken for another."""
+
+    node: str
+    pid: int
+    boot_id: str
+
+    @classmethod
+    def current(cls, node: str) -> NodeIdentity:
+        return cls(node=node, pid=os.getpid(), boot_id=secrets.token_hex(6))
+
+    @property
+    def leader_id(self) -> str:
+        """``node:pid:boot_id``, at most 127 characters (a long node name is cut, never the rest)."""
+        suffix = f":{self.pid}:{self.boot_id}"
+        return self.node[: LEADER_ID_MAX - len(suffix)] + suffix
+
+    node_id = leader_id  # the node registry's key is the same string
+
+
+@dataclass(frozen=True, slots=True)
+class LeadershipEvent:
+    """One leadership change seen by this process; ``leader_id``/``term`` is the term it is about."""
+
+    kind: EventKind
+    cluster: str
+    node: str
+    leader_id: str
+    term: int
+    other_leader_id: str | None  # previous holder (gained) or next holder (superseded)
+    at: datetime
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def level(self) -> int:
+        return logging.INFO if self.kind in ("gained", "resigned") else logging.WARNING
+
+
+_MESSAGES: dict[str, str] = {
+    "gained": "gained leadership of cluster %s (term %d)",
+    "resigned": "resigned leadership of cluster %s (term %d)",
+    "lost": "lost leadership of cluster %s (term %d)",
+    "expired": "leadership of cluster %s expired: not renewed within the trust window (term %d)",
+    "superseded": "leadership of cluster %s superseded by another node (term %d)",
+}
+
+
+def _extra(event: str, cluster: str, node: str, term: int | None, **fields: Any) -> dict[str, Any]:
+    return {"event": event, "cluster": cluster, "node": node, "term": term, **fields}
+
+
+def log_event(ev: LeadershipEvent) -> None:
+    logger.log(
+        ev.level,
+        _MESSAGES[ev.kind],
+        ev.cluster,
+        ev.term,
+        extra=_extra(
+            f"leadership.{ev.kind}",
+            ev.cluster,
+            ev.node,
+            ev.term,
+            leadership_event=ev.kind,
+            leader_id=ev.leader_id,
+            other_leader_id=ev.other_leader_id,
+            detail=dict(ev.detail),
+        ),
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Elector:
+    """Campaign for, hold and give up one cluster's lease; driven by ``step()`` from one loop."""
+
+    def __init__(
+        self,
+        cfg: LeadershipConfig,
+        *,
+        cluster: str,
+        identity: NodeIdentity,
+        conninfo: str,
+        schema: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+        observer: Callable[[LeadershipEvent], None] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.identity = identity
+        self.timings = Timings.from_ttl(cfg.ttl)
+        self._conninfo = conninfo
+        self._schema = schema
+        self._clock = clock
+        self._rand = rand
+        self._observer = observer
+        self.channel: str | None = None
+        self._lease: psycopg.Connection[Any] | None = None
+        self._listener: Listener | None = None
+        self._campaigning = False
+        self._term: Term | None = None
+        self._trusted_until = -math.inf
+        self._next_renew = math.inf
+        self._renew_attempt = 0
+        self._next_bid = math.inf
+        self._bid_attempt = 0
+        self._lease_attempt = 0
+        self._reconnect_at = math.inf
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the lease connection and LISTEN; the first bid runs on the next ``step()``.
+
+        Raises ``DatabaseUnavailable`` if the database cannot be reached at all; later losses
+        are recovered with backoff.
+        """
+        self._open_lease()
+        assert self.channel is not None
+        self._listener = Listener(
+            self._conninfo,
+            [self.channel],
+            application_name=f"river-supervisor listen {self.identity.leader_id}"[:63],
+            clock=self._clock,
+            backoff=lambda attempt: self.timings.retry_delay(attempt, self._rand),
+        )
+        self._listener.connect()  # LISTEN before the first read of the lease
+        self._campaigning = True
+        self._next_bid = self._clock()
+
+    def stop(self) -> None:
+        """Close both connections (call ``resign()`` first to hand over at once)."""
+        self._campaigning = False
+        self._term = None
+        self._trusted_until = -math.inf
+        if self._listener is not None:
+            self._listener.close()
+        self._drop_lease(reconnect=False)
+
+    # -- what the loop reads -----------------------------------------------------------------
+
+    @property
+    def term(self) -> Term | None:
+        """The term this process may act on now: ``None`` as a follower or once trust lapsed."""
+        if self._term is not None and self._clock() < self._trusted_until:
+            return self._term
+        return None
+
+    @property
+    def trusted_until(self) -> float:
+        return self._trusted_until if self._term is not None else -math.inf
+
+    def fileno(self) -> int | None:
+        """The LISTEN socket for the loop's wait set; ``None`` while it reconnects."""
+        return self._listener.fileno() if self._listener is not None else None
+
+    def next_deadline(self) -> float:
+        """Monotonic time at which ``step()`` next wants to run (``inf``: only on a notification)."""
+        deadlines = [self._listener.next_deadline() if self._listener is not None else math.inf]
+        if self._lease is None:
+            deadlines.append(self._reconnect_at)
+        elif self._term is not None:
+            deadlines += [self._next_renew, self._trusted_until]
+        elif self._campaigning:
+            deadlines.append(self._next_bid)
+        return min(deadlines)
+
+    # -- the state machine -------------------------------------------------------------------
+
+    def step(self, now: float | None = None) -> list[LeadershipEvent]:
+        """Drain notifications, then renew (leader) or bid (follower) if due. Never sleeps."""
+        now = self._clock() if now is None else now
+        events: list[LeadershipEvent] = []
+        self._drain(now)
+        if self._lease is None and now >= self._reconnect_at and self._reconnect(now):
+            self._next_bid = now  # re-read the lease after a reconnect
+        if self._lease is not None and self._term is not None:
+            self._lead(now, events)
+        if self._lease is not None and self._term is None and self._campaigning and now >= self._next_bid:
+            self._bid(now, events)
+        return self._publish(events)
+
+    def resign(self, *, rejoin: bool = False) -> list[LeadershipEvent]:
+        """Give the lease up now: delete our row, record it and notify followers (one statement).
+
+        Up to ``RESIGN_ATTEMPTS`` tries, reconnecting in between, each bounded by the statement
+        timeout. Afterwards the elector stops bidding unless ``rejoin`` (a shutting-down process
+        must not win the lease back).
+        """
+        self._campaigning = rejoin
+        self._next_bid = self._clock() + self.timings.poll_interval
+        held = self._term
+        if held is None:
+            return []
+        events: list[LeadershipEvent] = []
+        params = {"cluster": held.cluster, "leader_id": held.leader_id, "term": held.term}
+        for attempt in range(1, RESIGN_ATTEMPTS + 1):
+            try:
+                if self._lease is None:
+                    self._open_lease()
+                assert self._lease is not None
+                row = db.fetch_one(self._lease, "leader_resign", params)
+            except RECOVERABLE as exc:
+                self._warn(
+                    "leadership.resign_failed", "resigning leadership failed (attempt %d): %s", attempt, exc
+                )
+                if self._lease is not None and self._lease.broken:
+                    self._drop_lease()
+                continue
+            if row is not None:
+                events.append(self._end_term("resigned", None, {}))
+            else:
+                events.append(self._ended_elsewhere())
+            break
+        else:
+            # Our lease connection is gone or the database is: followers take over when they see
+            # the dead backend or the expiry. Stop acting as leader either way.
+            events.append(self._end_term("lost", None, {"reason": "resign_failed"}))
+        return self._publish(events)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _lead(self, now: float, events: list[LeadershipEvent]) -> None:
+        held = self._term
+        assert held is not None and self._lease is not None
+        if now >= self._trusted_until:
+            events.append(
+                self._end_term("expired", None, {"reason": "trust_lapsed", "attempts": self._renew_attempt})
+            )
+            return
+        if now < self._next_renew:
+            return
+        sent = self._clock()
+        try:
+            row = db.fetch_one(
+                self._lease,
+                "leader_renew",
+                {
+                    "cluster": held.cluster,
+                    "leader_id": held.leader_id,
+                    "term": held.term,
+                    "ttl": self.timings.ttl,
+                },
+            )
+        except RECOVERABLE as exc:
+            if self._lease.broken:
+                self._drop_lease()
+                events.append(self._end_term("lost", None, {"reason": "lease_connection_lost"}))
+                return
+            self._renew_attempt += 1
+            remaining = self._trusted_until - self._clock()
+            delay = min(self.timings.retry_delay(self._renew_attempt, self._rand), max(0.0, remaining))
+            self._next_renew = now + delay
+            logger.warning(
+                "renewing leadership failed (attempt %d); trusted for %.1fs more: %s",
+                self._renew_attempt,
+                remaining,
+                _reason(exc),
+                extra=_extra(
+                    "leadership.renewal_failed",
+                    held.cluster,
+                    held.node,
+                    held.term,
+                    attempt=self._renew_attempt,
+                    trust_remaining=remaining,
+                    sleep_duration=delay,
+                    error=_reason(exc),
+                ),
+            )
+            return
+        if row is None:
+            events.append(self._ended_elsewhere())
+            return
+        self._renew_attempt = 0
+        self._trusted_until = self.timings.trusted_until(sent)
+        self._next_renew = sent + self.timings.renew_interval
+        logger.debug(
+            "renewed leadership of cluster %s (term %d)",
+            held.cluster,
+            held.term,
+            extra=_extra("leadership.renewed", held.cluster, held.node, held.term),
+        )
+
+    def _bid(self, now: float, events: list[LeadershipEvent]) -> None:
+        assert self._lease is not None
+        ident = self.identity
+        sent = self._clock()
+        try:
+            row = db.fetch_one(
+                self._lease,
+                "leader_campaign",
+                {
+                    "cluster": self.cluster,
+                    "leader_id": ident.leader_id,
+                    "node": ident.node,
+                    "pid": ident.pid,
+                    "ttl": self.timings.ttl,
+                },
+            )
+        except RECOVERABLE as exc:
+            if self._lease.broken:
+                self._drop_lease()
+                return
+            self._bid_attempt += 1
+            delay = self.timings.retry_delay(self._bid_attempt, self._rand)
+            self._next_bid = now + delay
+            logger.warning(
+                "election attempt failed (attempt %d); retrying in %.1fs: %s",
+                self._bid_attempt,
+                delay,
+                _reason(exc),
+                extra=_extra(
+                    "leadership.election_failed",
+                    self.cluster,
+                    ident.node,
+                    None,
+                    attempt=self._bid_attempt,
+                    sleep_duration=delay,
+                    error=_reason(exc),
+                ),
+            )
+            return
+        self._bid_attempt = 0
+        if row is None:
+            self._next_bid = now + self.timings.poll_interval * (1.0 + POLL_JITTER * self._rand())
+            logger.debug(
+                "election denied for cluster %s",
+                self.cluster,
+                extra=_extra("leadership.denied", self.cluster, ident.node, None),
+            )
+            return
+        self._term = Term(self.cluster, row["leader_id"], row["node"], row["term"], row["elected_at"])
+        self._trusted_until = self.timings.trusted_until(sent)
+        self._next_renew = sent + self.timings.renew_interval
+        self._renew_attempt = 0
+        detail = {
+            key: row[key]
+            for key in ("previous_term", "previous_event", "previous_reason")
+            if row[key] is not None
+        }
+        events.append(self._event("gained", self._term, row["previous_leader_id"], detail, row["elected_at"]))
+
+    def _drain(self, now: float) -> None:
+        if self._listener is None:
+            return
+        batch = self._listener.poll(now)
+        if batch.reconnected:
+            self._next_bid = min(self._next_bid, now)  # LISTENing again: now re-read the lease
+        for note in batch.notifications:
+            try:
+                message = json.loads(note.payload)
+            except ValueError:
+                continue
+            if not isinstance(message, dict) or message.get("cluster") != self.cluster:
+                continue
+            if message.get("action") == "resigned" and message.get("leader_id") != self.identity.leader_id:
+                self._next_bid = min(self._next_bid, now + RESIGNED_JITTER * self._rand())
+
+    def _ended_elsewhere(self) -> LeadershipEvent:
+        """Our term's row is gone or no longer ours: find out who holds the lease now."""
+        holder = None
+        if self._lease is not None:
+            try:
+                holder = db.fetch_one(self._lease, "leader_get", {"cluster": self.cluster})
+            except RECOVERABLE:
+                holder = None
+        held = self._term
+        assert held is not None
+        if holder is not None and (holder["leader_id"], holder["term"]) != (held.leader_id, held.term):
+            return self._end_term(
+                "superseded", holder["leader_id"], {"next_term": holder["term"], "next_node": holder["node"]}
+            )
+        return self._end_term("lost", None, {"reason": "lease_expired" if holder else "lease_row_gone"})
+
+    def _end_term(self, kind: EventKind, other: str | None, detail: dict[str, Any]) -> LeadershipEvent:
+        held = self._term
+        assert held is not None
+        self._term = None
+        self._trusted_until = -math.inf
+        self._next_renew = math.inf
+        self._renew_attempt = 0
+        self._next_bid = self._clock()
+        return self._event(kind, held, other, detail)
+
+    def _event(
+        self,
+        kind: EventKind,
+        held: Term,
+        other: str | None,
+        detail: dict[str, Any],
+        at: datetime | None = None,
+    ) -> LeadershipEvent:
+        return LeadershipEvent(
+            kind=kind,
+            cluster=held.cluster,
+            node=self.identity.node,
+            leader_id=held.leader_id,
+            term=held.term,
+            other_leader_id=other,
+            at=at or datetime.now(UTC),
+            detail=detail,
+        )
+
+    def _publish(self, events: list[LeadershipEvent]) -> list[LeadershipEvent]:
+        for ev in events:
+            log_event(ev)
+            if self._observer is not None:
+                self._observer(ev)
+        return events
+
+    def _open_lease(self) -> None:
+        t = self.timings
+        conn = db.connect(
+            self._conninfo,
+            application_name=f"river-supervisor lease {self.identity.leader_id}"[:63],
+            connect_timeout=max(1, math.ceil(t.statement_timeout)),
+            **KEEPALIVE_OPTIONS,
+        )
+        try:
+            db.execute(
+                conn,
+                "leader_session_setup",
+                {
+                    "schema": self._schema,
+                    "statement_timeout": f"{round(t.statement_timeout * 1000)}ms",
+                    "lock_timeout": f"{round(t.lock_timeout * 1000)}ms",
+                },
+            )
+            info = db.fetch_one(conn, "leader_session_info")
+        except BaseException:
+            conn.close()
+            raise
+        assert info is not None
+        self.channel = f"{info['schema']}.{CHANNEL_TOPIC}"
+        self._lease, self._lease_attempt, self._reconnect_at = conn, 0, math.inf
+
+    def _reconnect(self, now: float) -> bool:
+        try:
+            self._open_lease()
+        except RECOVERABLE as exc:
+            self._lease_attempt += 1
+            delay = self.timings.retry_delay(self._lease_attempt, self._rand)
+            self._reconnect_at = now + delay
+            self._warn(
+                "leadership.reconnect_failed",
+                "lease connection failed (attempt %d): %s",
+                self._lease_attempt,
+                exc,
+            )
+            return False
+        return True
+
+    def _drop_lease(self, reconnect: bool = True) -> None:
+        conn, self._lease = self._lease, None
+        self._reconnect_at = self._clock() if reconnect else math.inf
+        if conn is not None:
+            conn.close()
+
+    def _warn(self, event: str, template: str, attempt: int, exc: BaseException) -> None:
+        logger.warning(
+            template,
+            attempt,
+            _reason(exc),
+            extra=_extra(event, self.cluster, self.identity.node, None, attempt=attempt, error=_reason(exc)),
+        )

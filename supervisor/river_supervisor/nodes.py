@@ -1,0 +1,110 @@
+"""The node registry: which supervisor processes run in a cluster, and who leads it.
+
+Each supervisor parent registers once per boot under its ``NodeIdentity`` (node, pid, boot id),
+heartbeats cheaply, and marks itself stopped on a clean exit. The leader compares the nodes'
+fingerprints and marks drifted nodes in a fenced transaction. ``leader`` and ``leader_history``
+are what ``status --json`` shows about leadership.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from . import db
+from .leadership import NodeIdentity, Term, fenced_transaction
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    cluster: str
+    node_id: str  # node:pid:boot_id
+    node: str
+    pid: int
+    boot_id: str
+    backend_pid: int | None
+    started_at: datetime
+    last_seen: datetime
+    stopped_at: datetime | None
+    fingerprint: str
+    manifest: Mapping[str, Any]
+    drift: bool
+
+
+def _key(identity: NodeIdentity, cluster: str) -> dict[str, Any]:
+    return {"cluster": cluster, "node_id": identity.node_id}
+
+
+def register(
+    conn: psycopg.Connection[Any],
+    identity: NodeIdentity,
+    cluster: str,
+    fingerprint: str,
+    manifest: Mapping[str, Any],
+) -> None:
+    """Announce this process (again after a reconnect: the row is refreshed, not duplicated)."""
+    db.execute(
+        conn,
+        "node_register",
+        {
+            **_key(identity, cluster),
+            "node": identity.node,
+            "pid": identity.pid,
+            "boot_id": identity.boot_id,
+            "fingerprint": fingerprint,
+            "manifest": Jsonb(dict(manifest)),
+        },
+    )
+
+
+def heartbeat(conn: psycopg.Connection[Any], identity: NodeIdentity, cluster: str) -> bool:
+    """Refresh ``last_seen``; ``False`` if the row is missing (register again)."""
+    return db.fetch_one(conn, "node_heartbeat", _key(identity, cluster)) is not None
+
+
+def mark_stopped(conn: psycopg.Connection[Any], identity: NodeIdentity, cluster: str) -> bool:
+    return db.fetch_one(conn, "node_mark_stopped", _key(identity, cluster)) is not None
+
+
+def live_nodes(conn: psycopg.Connection[Any], cluster: str, stale_after: float) -> list[NodeRow]:
+    """Nodes not stopped and heard from within ``stale_after`` seconds (database clock)."""
+    rows = db.fetch_all(conn, "node_list_live", {"cluster": cluster, "stale_after": float(stale_after)})
+    return [NodeRow(**row) for row in rows]
+
+
+def set_drift(conn: psycopg.Connection[Any], term: Term, node_ids: Sequence[str]) -> list[str]:
+    """Leader only: mark exactly ``node_ids`` as drifted; return the nodes whose mark changed.
+
+    Fenced: raises ``NotLeader`` (writing nothing) if ``term`` is no longer held.
+    """
+    with fenced_transaction(conn, term, "drift"):
+        rows = db.fetch_all(
+            conn, "node_set_drift_many", {"cluster": term.cluster, "node_ids": list(node_ids)}
+        )
+    return [row["node_id"] for row in rows]
+
+
+def leader(conn: psycopg.Connection[Any], cluster: str) -> dict[str, Any] | None:
+    """The lease holder for ``status``: node, leader_id, term, since, expires_at, live."""
+    row = db.fetch_one(conn, "leader_get", {"cluster": cluster})
+    if row is None:
+        return None
+    return {
+        "node": row["node"],
+        "leader_id": row["leader_id"],
+        "term": row["term"],
+        "since": row["elected_at"],
+        "renewed_at": row["renewed_at"],
+        "expires_at": row["expires_at"],
+        "live": row["live"] and row["backend_alive"],
+    }
+
+
+def leader_history(conn: psycopg.Connection[Any], cluster: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The last ``limit`` leadership changes of ``cluster``, newest first."""
+    return db.fetch_all(conn, "leader_event_list", {"cluster": cluster, "limit": limit})

@@ -1,0 +1,183 @@
+"""A LISTEN connection a single-threaded loop can drive: never blocks, never sleeps.
+
+The owner puts ``fileno()`` in its ``select``/``multiprocess.connection.wait`` set, calls
+``poll(now)`` when the socket is readable or ``next_deadline()`` has come, and gets back the
+notifications received so far. When the connection breaks, ``poll`` closes it and reconnects at
+the next deadline with service backoff (1 s doubling to 60 s, ±10 %). After a reconnect it has
+already LISTENed again *before* it reports ``reconnected``: the owner must then re-read whatever
+state the notifications stood for (a notification sent while we were away is lost, but one sent
+after the re-read is not).
+
+Only ``psycopg.OperationalError``/``InterfaceError`` (and ``DatabaseUnavailable`` on connect) are
+treated as a lost connection; anything else is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import select
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from . import db
+from .backoff import service_backoff
+from .errors import DatabaseUnavailable
+
+logger = logging.getLogger(__name__)
+
+RECOVERABLE = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
+# Find a silently dead peer (no FIN/RST) within about 10 s, not the kernel's default two hours.
+KEEPALIVE_OPTIONS: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    channel: str
+    payload: str
+    pid: int  # the notifying backend
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one ``poll`` found: notifications in arrival order, and whether it reconnected."""
+
+    notifications: list[Notification] = field(default_factory=list)
+    reconnected: bool = False
+
+
+def _extra(event: str, **fields: Any) -> dict[str, Any]:
+    return {"event": event, **fields}
+
+
+class Listener:
+    """One connection LISTENing on ``channels`` (full names, ``<schema>.<topic>``)."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        channels: Sequence[str],
+        *,
+        application_name: str = "river-supervisor-listener",
+        clock: Callable[[], float] = time.monotonic,
+        backoff: Callable[[int], float] = service_backoff,
+    ) -> None:
+        self.conninfo = conninfo
+        self.channels = tuple(channels)
+        self.application_name = application_name
+        self._clock = clock
+        self._backoff = backoff
+        self._conn: psycopg.Connection[Any] | None = None
+        self._attempt = 0
+        self._reconnect_at = math.inf  # no connection wanted until connect()
+        self._reconnected = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Connect and LISTEN now; raise ``DatabaseUnavailable`` (or psycopg's error) if that fails."""
+        self._open()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        self._reconnect_at = math.inf
+        if conn is not None:
+            conn.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    def fileno(self) -> int | None:
+        """The socket to wait on, or ``None`` while disconnected (``next_deadline`` covers that)."""
+        return self._conn.fileno() if self._conn is not None and not self._conn.closed else None
+
+    def next_deadline(self) -> float:
+        """When ``poll`` must run even if the socket stays quiet: the next reconnect attempt."""
+        return self._reconnect_at if self._conn is None else math.inf
+
+    # -- the loop's calls --------------------------------------------------------------------
+
+    def poll(self, now: float | None = None) -> Batch:
+        """Drain what has arrived without blocking; reconnect (and re-LISTEN) when due."""
+        now = self._clock() if now is None else now
+        reconnected = False
+        if self._conn is None:
+            if now < self._reconnect_at:
+                return Batch()
+            try:
+                self._open()
+            except RECOVERABLE as exc:
+                self._fail(now, exc)
+                return Batch()
+            reconnected = True
+        assert self._conn is not None
+        try:
+            received = [Notification(n.channel, n.payload, n.pid) for n in self._conn.notifies(timeout=0.0)]
+        except RECOVERABLE as exc:
+            self._fail(now, exc)
+            return Batch(reconnected=reconnected)
+        return Batch(received, reconnected)
+
+    def wait(self, timeout: float) -> Batch:
+        """Block up to ``timeout`` seconds for a notification or a due reconnect (for simple users)."""
+        deadline = self._clock() + timeout
+        while True:
+            now = self._clock()
+            batch = self.poll(now)
+            if batch.notifications or batch.reconnected or now >= deadline:
+                return batch
+            until = min(deadline, self.next_deadline()) - now
+            fd = self.fileno()
+            if fd is None:
+                time.sleep(max(0.0, until))  # nothing to wait on while disconnected
+            else:
+                select.select([fd], [], [], max(0.0, until))
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        conn = db.connect(self.conninfo, application_name=self.application_name, **KEEPALIVE_OPTIONS)
+        try:
+            for channel in self.channels:
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        except BaseException:
+            conn.close()
+            raise
+        if self._attempt:
+            logger.info(
+                "listener reconnected after %d attempts",
+                self._attempt,
+                extra=_extra("listener.reconnected", attempt=self._attempt, channels=list(self.channels)),
+            )
+        self._conn, self._attempt, self._reconnect_at = conn, 0, math.inf
+
+    def _fail(self, now: float, exc: BaseException) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+        self._attempt += 1
+        delay = self._backoff(self._attempt)
+        self._reconnect_at = now + delay
+        logger.warning(
+            "listener connection lost (attempt %d); reconnecting in %.1fs: %s",
+            self._attempt,
+            delay,
+            type(exc).__name__,
+            extra=_extra(
+                "listener.disconnected",
+                attempt=self._attempt,
+                sleep_duration=delay,
+                error=str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__,
+            ),
+        )

@@ -1,0 +1,56 @@
+-- The node registry (river_supervisor_node): one row per running supervisor process, keyed by
+-- (cluster, node_id) where node_id is "node:pid:boot_id", so two processes started with the same
+-- node name are never taken for one.
+
+-- name: node_register
+-- A process announces itself at boot (or again after a reconnect): identity, the backend of the
+-- connection it registers on, and the fingerprint and manifest of its periodic configuration and
+-- plugins. Upsert: registering twice only refreshes the row.
+INSERT INTO river_supervisor_node
+    (cluster, node_id, node, pid, boot_id, backend_pid, started_at, last_seen, stopped_at,
+     fingerprint, manifest)
+VALUES (%(cluster)s, %(node_id)s, %(node)s, %(pid)s, %(boot_id)s, pg_backend_pid(), now(), now(), NULL,
+        %(fingerprint)s, %(manifest)s)
+ON CONFLICT (cluster, node_id) DO UPDATE
+   SET backend_pid = excluded.backend_pid,
+       last_seen = excluded.last_seen,
+       stopped_at = NULL,
+       fingerprint = excluded.fingerprint,
+       manifest = excluded.manifest
+RETURNING node_id;
+
+-- name: node_heartbeat
+-- Cheap liveness: one row, one column. No row: we were never registered (or were deleted).
+UPDATE river_supervisor_node
+   SET last_seen = now()
+ WHERE cluster = %(cluster)s
+   AND node_id = %(node_id)s
+RETURNING node_id;
+
+-- name: node_mark_stopped
+-- A clean shutdown: the row stays for history and status, marked stopped.
+UPDATE river_supervisor_node
+   SET stopped_at = now(),
+       last_seen = now()
+ WHERE cluster = %(cluster)s
+   AND node_id = %(node_id)s
+RETURNING node_id;
+
+-- name: node_list_live
+-- Running nodes: not stopped and heard from within stale_after seconds (database clock).
+SELECT cluster, node_id, node, pid, boot_id, backend_pid, started_at, last_seen, stopped_at,
+       fingerprint, manifest, drift
+  FROM river_supervisor_node
+ WHERE cluster = %(cluster)s
+   AND stopped_at IS NULL
+   AND last_seen > now() - make_interval(secs => %(stale_after)s)
+ ORDER BY node, node_id;
+
+-- name: node_set_drift_many
+-- Leader only, inside a fenced transaction: mark exactly the given nodes as drifted and clear
+-- the mark on every other node of the cluster. Returns the rows whose mark changed.
+UPDATE river_supervisor_node
+   SET drift = (node_id = ANY(%(node_ids)s::text[]))
+ WHERE cluster = %(cluster)s
+   AND drift IS DISTINCT FROM (node_id = ANY(%(node_ids)s::text[]))
+RETURNING node_id, drift;
