@@ -504,7 +504,8 @@ class _Loader:
     def invalid(
         self, where: str, kind: Kind, value: Any, error: _Invalid, *, source: str | None = None
     ) -> ConfigError:
-        shown = error.shown or ("a value not shown (it may hold a secret)" if kind.secret else _show(value))
+        hide = kind.secret and isinstance(value, str)
+        shown = error.shown or ("a value not shown (it may hold a secret)" if hide else _show(value))
         message = f"expected {error.expected or kind.expected}, got {shown}"
         return ConfigError(None, source, message) if source else self.fail(where, message)
 
