@@ -51,6 +51,7 @@ __all__ = [
     "PeriodicDecl",
     "Plugin",
     "call_handler",
+    "duration_seconds",
 ]
 
 # River's job kind rule (rivertype: `\A[\w][\w\-\[\]<>\/.·:+]+\z`).
@@ -321,6 +322,21 @@ class Plugin:
         return decl
 
 
+def duration_seconds(value: object) -> float:
+    """A positive duration (seconds as a number, or ``"90s"``, ``"5m"``, ``"1h30m"``) in seconds.
+
+    ``ValueError`` otherwise. For plugins reading durations from job args, too.
+    """
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = _parse_duration(value)
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"expected a positive number of seconds or a duration such as '5m', got {value!r}")
+    return seconds
+
+
 def call_handler(handler: Handler, job: Job) -> Any:
     """Run ``handler(job)``; an awaitable result is driven to completion on a fresh event loop."""
     result = handler(job)
@@ -377,20 +393,13 @@ def _check_int(where: str, key: str, value: object, *, low: int, high: int | Non
 
 
 def _check_duration(where: str, key: str, value: object) -> float:
-    if isinstance(value, bool):
-        seconds = None
-    elif isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        seconds = _parse_duration(value)
-    else:
-        seconds = None
-    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+    try:
+        return duration_seconds(value)
+    except ValueError:
         raise DeclarationError(
             f"{where}: {key} must be a positive number of seconds or a duration such as '90s', '5m',"
             f" '1h30m', got {value!r}"
-        )
-    return seconds
+        ) from None
 
 
 def _check_args(where: str, args: Mapping[str, Any] | None) -> dict[str, Any]:
