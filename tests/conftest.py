@@ -33,7 +33,7 @@ def database_url() -> Iterator[str]:
 
 def _truncate_all(conn: psycopg.Connection) -> None:
     tables = [
-        row[0]
+        row["tablename"] if isinstance(row, dict) else row[0]
         for row in conn.execute(
             "select tablename from pg_tables where schemaname = current_schema()"
             " and tablename like 'river%%' and tablename <> 'river_migration'"
