@@ -8,6 +8,8 @@ import psycopg
 import pytest
 
 from tests.harness import database
+from tests.harness.fixtures import sentry_ingest  # noqa: F401  (registers the fixture)
+from tests.harness.supervisors import supervisors  # noqa: F401  (registers the fixture)
 
 
 @pytest.fixture(scope="session")

@@ -197,8 +197,8 @@ class Worker:
         self.conn = db.connect(
             self.spec.database_url, application_name=f"river-supervisor worker {self.spec.index}"
         )
-        self.conn.execute("LISTEN " + _quote_channel(self.conn, queue.INSERT_TOPIC))
-        self.conn.execute("LISTEN " + _quote_channel(self.conn, queue.CONTROL_TOPIC))
+        self.conn.execute("LISTEN " + _quote_channel(self.conn, queue.TOPIC_INSERT))
+        self.conn.execute("LISTEN " + _quote_channel(self.conn, queue.TOPIC_CONTROL))
         self.completer = queue.Completer(self.spec.database_url, on_flushed=self._on_flushed)
         self.completer.start()
         total = sum(limit for _, limit in self.spec.queues) or 1
@@ -269,9 +269,9 @@ class Worker:
             body = json.loads(payload)
         except ValueError:
             return False
-        if channel.endswith("." + queue.INSERT_TOPIC):
+        if channel.endswith("." + queue.TOPIC_INSERT):
             return body.get("queue") in self._limits
-        if channel.endswith("." + queue.CONTROL_TOPIC) and body.get("action") == "cancel":
+        if channel.endswith("." + queue.TOPIC_CONTROL) and body.get("action") == "cancel":
             with self._lock:
                 job = self._held.get(body.get("job_id"))
             if job is not None:
