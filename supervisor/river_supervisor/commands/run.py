@@ -9,7 +9,9 @@ from ..supervisor import Supervisor
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    return None
+    parser.add_argument("--processes", type=int, metavar="N", help="worker processes (default: CPU count)")
+    parser.add_argument("--node", metavar="NAME", help="this node's name (default: the host name)")
+    parser.add_argument("--cluster", metavar="NAME", help="leadership namespace (default: default)")
 
 
 def run(args: argparse.Namespace) -> int:
