@@ -334,7 +334,6 @@ class Elector:
         must not win the lease back).
         """
         self._campaigning = rejoin
-        self._next_bid = self._clock() + self.timings.poll_interval
         held = self._term
         if held is None:
             return []
@@ -362,6 +361,7 @@ class Elector:
             # Our lease connection is gone or the database is: followers take over when they see
             # the dead backend or the expiry. Stop acting as leader either way.
             events.append(self._end_term("lost", None, {"reason": "resign_failed"}))
+        self._next_bid = self._clock() + self.timings.poll_interval  # only matters with rejoin
         return self._publish(events)
 
     # -- internals ---------------------------------------------------------------------------
@@ -501,6 +501,8 @@ class Elector:
                 continue
             if message.get("action") == "resigned" and message.get("leader_id") != self.identity.leader_id:
                 self._next_bid = min(self._next_bid, now + RESIGNED_JITTER * self._rand())
+                if self._term is not None:  # someone else held the lease: our term is over; confirm now
+                    self._next_renew = now
 
     def _ended_elsewhere(self) -> LeadershipEvent:
         """Our term's row is gone or no longer ours: find out who holds the lease now."""
@@ -525,7 +527,7 @@ class Elector:
         self._trusted_until = -math.inf
         self._next_renew = math.inf
         self._renew_attempt = 0
-        self._next_bid = self._clock()
+        self._next_bid = -math.inf  # bid at once: re-read the lease
         return self._event(kind, held, other, detail)
 
     def _event(
