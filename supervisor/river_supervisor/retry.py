@@ -1,0 +1,181 @@
+"""What happens to a job after its worker ran it: outcomes, River's retry backoff, attempt errors.
+
+Outcomes are recorded in batches, one statement per batch (``job_set_state_if_running_many``),
+and only on rows that are still ``running``, as River's ``JobSetStateIfRunningMany`` does: a job
+that an operator or the rescuer already moved on is left alone. A job with a pending remote cancel
+(``metadata.cancel_attempted_at``) that would run again is cancelled instead.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from . import db
+
+# River's scheduler interval: a job due within this many seconds goes straight to 'available'.
+SCHEDULER_INTERVAL = 5.0
+RETRY_JITTER = 0.10
+MAX_RETRY_DELAY = 292 * 365 * 86400.0  # Go's maximum time.Duration, where River's policy caps
+STUCK_JOB_ERROR = "Stuck job rescued by JobRescuer"
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    job_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The handler raised: retry with backoff, or discard once attempts are exhausted."""
+
+    job_id: int
+    attempt: int
+    max_attempts: int
+    error: str
+    trace: str | None = None
+    errors_count: int = 0  # errors already on the row; the backoff grows with it
+
+
+@dataclass(frozen=True, slots=True)
+class Snoozed:
+    """Run again in ``seconds`` without using up the attempt (River's JobSnooze)."""
+
+    job_id: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """The handler raised JobCancel: finalized as cancelled whatever attempts remain."""
+
+    job_id: int
+    attempt: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """Put back to available without using up the attempt and without an error (shutdown)."""
+
+    job_id: int
+
+
+Outcome = Completed | Failed | Snoozed | Cancelled | Interrupted
+
+
+@dataclass(frozen=True, slots=True)
+class _Lost:
+    """A job taken from its worker (process died, timed out, stuck): retry policy, error recorded."""
+
+    job_id: int
+    attempt: int
+    max_attempts: int
+    error: str
+    errors_count: int
+    rescue: bool
+
+
+def retry_delay(errors_count: int, rng: random.Random | None = None) -> float:
+    """River's default retry policy: ``(errors_count + 1) ** 4`` seconds, ±10 % jitter.
+
+    ``errors_count`` is the number of errors already on the row, so the first failure waits about
+    1 s, then 16 s, 81 s, 256 s, ... (River: ``errorCount = len(job.errors) + 1``).
+    """
+    base = min(float(errors_count + 1) ** 4, MAX_RETRY_DELAY)
+    jitter = (rng or random).uniform(-RETRY_JITTER, RETRY_JITTER)
+    return base * (1 + jitter)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC as Go's ``time.RFC3339Nano`` writes it: fraction trimmed, ``Z``."""
+    moment = moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def attempt_error(at: datetime, attempt: int, error: str, trace: str | None) -> dict[str, Any]:
+    """River's ``AttemptError`` as stored in ``river_job.errors``."""
+    return {"at": format_time(at), "attempt": attempt, "error": error, "trace": trace or ""}
+
+
+def _plan(outcome: Outcome | _Lost, now: datetime) -> tuple[Any, ...]:
+    """(id, state, attempt_delta, error, finalize, scheduled_at, snooze, rescue) for one outcome."""
+    if isinstance(outcome, Completed):
+        return (outcome.job_id, "completed", 0, None, True, None, False, False)
+    if isinstance(outcome, Failed | _Lost):
+        trace = outcome.trace if isinstance(outcome, Failed) else None
+        error = json.dumps(attempt_error(now, outcome.attempt, outcome.error, trace))
+        rescue = isinstance(outcome, _Lost) and outcome.rescue
+        if outcome.attempt >= outcome.max_attempts:
+            return (outcome.job_id, "discarded", 0, error, True, None, False, rescue)
+        delay = retry_delay(outcome.errors_count)
+        state = "available" if delay <= SCHEDULER_INTERVAL else "retryable"
+        return (outcome.job_id, state, 0, error, False, now + timedelta(seconds=delay), False, rescue)
+    if isinstance(outcome, Snoozed):
+        state = "available" if outcome.seconds <= SCHEDULER_INTERVAL else "scheduled"
+        at = now + timedelta(seconds=max(outcome.seconds, 0.0))
+        return (outcome.job_id, state, -1, None, False, at, True, False)
+    if isinstance(outcome, Cancelled):
+        error = json.dumps(attempt_error(now, outcome.attempt, outcome.error, None))
+        return (outcome.job_id, "cancelled", 0, error, True, None, False, False)
+    if isinstance(outcome, Interrupted):
+        return (outcome.job_id, "available", -1, None, False, None, False, False)
+    raise TypeError(f"not a job outcome: {outcome!r}")
+
+
+_COLUMNS = ("id", "state", "attempt_delta", "error", "finalize", "scheduled_at", "snooze", "rescue")
+
+
+def record_outcomes(
+    conn: psycopg.Connection[Any], outcomes: Sequence[Outcome | _Lost], now: datetime | None = None
+) -> int:
+    """Write a batch of outcomes in one statement; return how many jobs changed (still running)."""
+    if not outcomes:
+        return 0
+    moment = now or datetime.now(UTC)
+    plans = [_plan(outcome, moment) for outcome in outcomes]
+    params: dict[str, Any] = {name: [plan[i] for plan in plans] for i, name in enumerate(_COLUMNS)}
+    params["now"] = now
+    return db.execute(conn, "job_set_state_if_running_many", params)
+
+
+def _lose(
+    conn: psycopg.Connection[Any], rows: list[dict[str, Any]], error: str, rescue: bool, now: datetime | None
+) -> list[int]:
+    lost = [_Lost(r["id"], r["attempt"], r["max_attempts"], error, r["errors_count"], rescue) for r in rows]
+    record_outcomes(conn, lost, now)
+    return [r["id"] for r in rows]
+
+
+def record_lost(
+    conn: psycopg.Connection[Any], job_ids: Sequence[int], error: str, now: datetime | None = None
+) -> int:
+    """Jobs whose worker died or timed out: append ``error``, then retry per policy or discard.
+
+    Only rows still running change. Two statements in one transaction (lock, then write).
+    """
+    if not job_ids:
+        return 0
+    with conn.transaction():
+        rows = db.fetch_all(conn, "job_select_running", {"ids": list(job_ids)})
+        return len(_lose(conn, rows, error, False, now))
+
+
+def rescue_stuck(
+    conn: psycopg.Connection[Any], stuck_before: datetime, limit: int = 1000, now: datetime | None = None
+) -> list[int]:
+    """River's JobRescuer: running jobs attempted before ``stuck_before`` get River's stuck-job error,
+    ``river:rescue_count`` + 1, and are retried per policy or discarded (cancelled if a cancel was
+    attempted). Returns the ids rescued."""
+    with conn.transaction():
+        rows = db.fetch_all(conn, "job_select_stuck", {"stuck_before": stuck_before, "limit": limit})
+        return _lose(conn, rows, STUCK_JOB_ERROR, True, now)
