@@ -123,7 +123,9 @@ class Listener:
             reconnected = True
         assert self._conn is not None
         try:
-            received = [Notification(n.channel, n.payload, n.pid) for n in self._conn.notifies(timeout=0.0)]
+            # A server closing the connection may take two polls to show: libpq reads its FATAL
+            # message on one, and reports the closed socket once that becomes readable.
+            received = self._drain(self._conn)
         except RECOVERABLE as exc:
             self._fail(now, exc)
             return Batch(reconnected=reconnected)
@@ -145,6 +147,10 @@ class Listener:
                 select.select([fd], [], [], max(0.0, until))
 
     # -- internals ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _drain(conn: psycopg.Connection[Any]) -> list[Notification]:
+        return [Notification(n.channel, n.payload, n.pid) for n in conn.notifies(timeout=0.0)]
 
     def _open(self) -> None:
         conn = db.connect(self.conninfo, application_name=self.application_name, **KEEPALIVE_OPTIONS)
