@@ -1,15 +1,82 @@
-"""`river-supervisor enqueue` (not implemented yet)."""
+"""``river-supervisor enqueue KIND``: insert one job, River-compatible, and print its id."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from .. import config as config_mod
+from .. import db, queue
+from ..durations import parse_duration
 from ..errors import UsageError
+from .migrate import database_url_or_fail
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("kind", metavar="KIND", help="job kind, e.g. billing.charge")
+    parser.add_argument("--args", metavar="JSON", default="{}", help="job arguments, a JSON object")
+    parser.add_argument("--queue", default="default", help="queue (default: default)")
+    parser.add_argument("--priority", type=int, default=1, help="1 (highest) to 4 (default: 1)")
+    parser.add_argument("--max-attempts", type=int, default=25, help="attempts before discard (default: 25)")
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument("--at", metavar="ISO8601", help="run at this time (with an offset, or Z)")
+    when.add_argument("--in", dest="in_", metavar="DURATION", help="run after this long, e.g. 90s or 1h30m")
+    parser.add_argument("--tag", action="append", default=[], metavar="TAG", help="tag (repeatable)")
+    parser.add_argument("--metadata", metavar="JSON", default="{}", help="job metadata, a JSON object")
+    parser.add_argument(
+        "--pending", action="store_true", help="insert as pending (not worked until moved on)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the inserted row as JSON")
+
+
+def json_object(text: str, flag: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{flag}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{flag}: must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def scheduled_at(at: str | None, in_: str | None, now: datetime) -> datetime | None:
+    if at is not None:
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            raise UsageError(
+                f"--at: {at!r} is not an ISO 8601 time (e.g. 2026-01-02T03:04:05+01:00)"
+            ) from None
+        if moment.tzinfo is None:
+            raise UsageError(f"--at: {at!r} needs a UTC offset or Z")
+        return moment
+    if in_ is not None:
+        try:
+            return now + timedelta(seconds=parse_duration(in_))
+        except ValueError as exc:
+            raise UsageError(f"--in: {in_!r}: {exc}") from None
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("enqueue: not implemented yet")
+    spec = queue.JobSpec(
+        kind=args.kind,
+        args=json_object(args.args, "--args"),
+        queue=args.queue,
+        priority=args.priority,
+        max_attempts=args.max_attempts,
+        scheduled_at=scheduled_at(args.at, args.in_, datetime.now(UTC)),
+        tags=tuple(args.tag),
+        metadata=json_object(args.metadata, "--metadata"),
+        pending=args.pending,
+    )
+    spec.validate()  # before connecting: a usage error needs no database
+    cfg = config_mod.load(args.config, flags={"database_url": args.database_url})
+    with db.connect(database_url_or_fail(cfg), application_name="river-supervisor enqueue") as conn:
+        job = queue.insert(conn, spec).job
+    print(json.dumps(job.to_json()) if args.json else job.id)
+    return 0

@@ -1,0 +1,99 @@
+"""``river-supervisor enqueue`` and ``jobs``: the real CLI in a subprocess against the test database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+from river_supervisor import queue
+from river_supervisor.queue import JobSpec
+
+
+def cli(database_url: str, *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("SENTRY_DSN",)}
+    environ["DATABASE_URL"] = database_url
+    return subprocess.run(
+        [sys.executable, "-m", "river_supervisor", *argv],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=cwd,  # no river-supervisor.toml of the repository's
+        timeout=60,
+    )
+
+
+def test_enqueue_leaves_one_available_row_with_those_args(
+    db: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    done = cli(database_url, "enqueue", "bar.noop", "--args", '{"n": 7}', cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = db.execute("select id, kind, args, state, queue from river_job").fetchall()
+    assert rows == [
+        {
+            "id": int(done.stdout),
+            "kind": "bar.noop",
+            "args": {"n": 7},
+            "state": "available",
+            "queue": "default",
+        }
+    ]
+
+
+def test_enqueue_options_and_json_output(db: psycopg.Connection, database_url: str, tmp_path: Path) -> None:
+    done = cli(
+        database_url, "enqueue", "bar.later", "--queue", "mail", "--priority", "3", "--max-attempts", "5",
+        "--in", "1h", "--tag", "nightly", "--metadata", '{"source": "cli"}', "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert (job["state"], job["queue"], job["priority"], job["max_attempts"]) == ("scheduled", "mail", 3, 5)
+    assert job["tags"] == ["nightly"] and job["metadata"] == {"source": "cli"}
+    assert "+00:00" in job["scheduled_at"]
+
+
+def test_enqueue_with_bad_args_json_is_one_line_naming_args(
+    db: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    done = cli(database_url, "enqueue", "bar.noop", "--args", "{n: 7}", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("river-supervisor: error: --args:") and done.stderr.count("\n") == 1
+    bad_priority = cli(database_url, "enqueue", "bar.noop", "--priority", "9", cwd=tmp_path)
+    assert bad_priority.returncode == 2 and "priority" in bad_priority.stderr
+    assert db.execute("select count(*) as n from river_job").fetchone()["n"] == 0
+
+
+def test_jobs_list_show_retry_cancel(db: psycopg.Connection, database_url: str, tmp_path: Path) -> None:
+    first = queue.insert(db, JobSpec("bar.first", {"a": 1})).job
+    second = queue.insert(db, JobSpec("bar.second", queue="mail")).job
+    listed = cli(database_url, "jobs", "list", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    header, *lines = listed.stdout.splitlines()
+    assert header.split() == ["ID", "STATE", "QUEUE", "KIND", "ATTEMPT", "PRIORITY", "SCHEDULED", "AT"]
+    assert [line.split()[0] for line in lines] == [str(first.id), str(second.id)]
+    assert len({line.index("bar.") for line in lines}) == 1  # aligned columns
+
+    as_json = json.loads(cli(database_url, "jobs", "list", "--queue", "mail", "--json", cwd=tmp_path).stdout)
+    assert [j["id"] for j in as_json["jobs"]] == [second.id]
+
+    shown = cli(database_url, "jobs", "show", str(first.id), cwd=tmp_path)
+    assert "bar.first" in shown.stdout and '{"a": 1}' in shown.stdout
+
+    cancelled = cli(database_url, "jobs", "cancel", str(first.id), cwd=tmp_path)
+    assert cancelled.stdout.strip() == f"job {first.id}: cancelled"
+    retried = cli(database_url, "jobs", "retry", str(first.id), "--json", cwd=tmp_path)
+    assert json.loads(retried.stdout)["state"] == "available"
+
+    missing = cli(database_url, "jobs", "show", "987654", cwd=tmp_path)
+    assert (
+        missing.returncode == 1 and missing.stderr.strip() == "river-supervisor: error: job 987654: not found"
+    )
+
+
+def test_jobs_on_an_unmigrated_database_says_run_migrate(empty_database_url: str, tmp_path: Path) -> None:
+    done = cli(empty_database_url, "jobs", "list", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "run river-supervisor migrate" in done.stderr and "Traceback" not in done.stderr
