@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -467,12 +466,3 @@ def test_clean_deletes_old_finalized_jobs_only(db: psycopg.Connection) -> None:
     assert queue.clean(db, completed_before=past, cancelled_before=past, discarded_before=past) == 0
     assert queue.clean(db, completed_before=future, cancelled_before=future, discarded_before=future) == 1
     assert [j.id for j in queue.list_jobs(db)] == [waiting.id]
-
-
-def test_retry_delay_follows_rivers_formula() -> None:
-    rng = random.Random(7)
-    for errors_count in range(6):
-        base = (errors_count + 1) ** 4
-        delays = [queue.retry_delay(errors_count, rng) for _ in range(200)]
-        assert all(base * 0.9 <= d <= base * 1.1 for d in delays)
-        assert max(delays) - min(delays) > base * 0.1  # jittered, not constant
