@@ -6,6 +6,9 @@ statement per batch: as soon as ``batch_size`` are waiting, else on every ``max_
 ``max_backlog`` are waiting. A batch that fails on a connection error is kept and retried after a
 reconnect with backoff; any other error is retried a few times, then logged and dropped (the
 rescuer will find those jobs).
+
+``on_flushed(job_ids)`` is called from the completer thread after each recorded batch, so a
+worker knows which jobs are safely written.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+from . import db
 from .retry import Outcome, record_outcomes
 
 log = logging.getLogger(__name__)
@@ -30,8 +34,9 @@ Connect = Callable[[], psycopg.Connection[Any]]
 class Completer:
     def __init__(
         self,
-        connection: psycopg.Connection[Any] | Connect,
+        connection: psycopg.Connection[Any] | Connect | str,
         *,
+        on_flushed: Callable[[list[int]], None] | None = None,
         batch_size: int = 100,
         tick: float = 0.05,
         max_wait: float = 0.25,
@@ -42,6 +47,10 @@ class Completer:
         if isinstance(connection, psycopg.Connection):
             self._conn: psycopg.Connection[Any] | None = connection
             self._connect: Connect | None = None
+        elif isinstance(connection, str):
+            url = connection
+            self._conn = None
+            self._connect = lambda: db.connect(url, application_name="river-supervisor completer")
         else:
             self._conn = None
             self._connect = connection
@@ -51,6 +60,7 @@ class Completer:
         self.max_batch = max_batch
         self.max_backlog = max_backlog
         self.max_failures = max_failures
+        self.on_flushed = on_flushed
         self._pending: deque[Outcome] = deque()
         self._cond = threading.Condition()
         self._submitted = 0
@@ -171,6 +181,11 @@ class Completer:
                 )
                 self._finish(len(batch), dropped=True)
                 return
+            if self.on_flushed is not None:  # before _finish: flush() returns after the callback
+                try:
+                    self.on_flushed([outcome.job_id for outcome in batch])
+                except Exception:
+                    log.exception("on_flushed callback failed", extra={"event": "queue.completer_callback"})
             self._finish(len(batch), dropped=False)
             return
 

@@ -25,7 +25,8 @@ def _states(db: psycopg.Connection) -> dict[str, int]:
 
 def test_outcomes_from_many_threads_are_all_recorded(db: psycopg.Connection, database_url: str) -> None:
     ids = _running_jobs(db, 400)
-    completer = Completer(lambda: rdb.connect(database_url)).start()
+    flushed: list[int] = []
+    completer = Completer(database_url, on_flushed=flushed.extend).start()
     chunks = [ids[i::4] for i in range(4)]
     threads = [
         threading.Thread(target=lambda c=c: [completer.submit(Completed(i)) for i in c]) for c in chunks
@@ -38,6 +39,7 @@ def test_outcomes_from_many_threads_are_all_recorded(db: psycopg.Connection, dat
     assert _states(db) == {"completed": 400}
     assert completer.close()
     assert completer.recorded == 400 and completer.dropped == 0
+    assert sorted(flushed) == sorted(ids)
 
 
 def test_a_few_outcomes_are_recorded_without_a_flush(db: psycopg.Connection, database_url: str) -> None:
