@@ -116,7 +116,13 @@ class PeriodicEnqueuer:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def on_gained(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> None:
-        """Register the schedules, load their durable state, decide missed slots (one transaction)."""
+        """Register the schedules, load their durable state, decide missed slots and write them.
+
+        Two fenced transactions: one registers and reads, one writes the first pass. Slots are
+        planned between them, outside any transaction (planning a long gap of a cron schedule can
+        take a while, and a leader idle inside a transaction would hold the lease row); nothing
+        can change the state in between, since only the term holder writes it.
+        """
         now = now.astimezone(UTC)
         with fenced_transaction(conn, term, self.name):
             rows = db.fetch_all(
@@ -131,15 +137,14 @@ class PeriodicEnqueuer:
                     "schedules": [s.schedule_text for s in self.schedules],
                 },
             )
-            cursors = {
-                row["id"]: max(row["last_slot"], row["registered_at"])
-                if row["last_slot"] is not None
-                else row["registered_at"]
-                for row in rows
-            }
-            result = self._pass(conn, term, now, cursors)
             listed = db.fetch_all(conn, "periodic_list", {"cluster": self.cluster})
-        self._commit(result, cursors, now)
+        cursors = {
+            row["id"]: row["registered_at"]
+            if row["last_slot"] is None
+            else max(row["last_slot"], row["registered_at"])
+            for row in rows
+        }
+        result = self._pass(conn, term, now, cursors)
         self.orphans = find_orphans(listed, self.schedules, self.disabled)
         logger.info(
             "periodic: leading %d schedule(s) in cluster %s (term %d)",
@@ -167,10 +172,7 @@ class PeriodicEnqueuer:
         now = now.astimezone(UTC)
         due = any(at is not None and at <= now for at in self._next.values())
         if due or self._prune_due(now):
-            cursors = dict(self._cursors)
-            with fenced_transaction(conn, term, self.name):
-                result = self._pass(conn, term, now, cursors)
-            self._commit(result, cursors, now)
+            result = self._pass(conn, term, now, dict(self._cursors))
             self._notify("tick", {"term": term.term, "result": result})
         return self.next_wake(now)
 
@@ -192,8 +194,8 @@ class PeriodicEnqueuer:
     def _pass(
         self, conn: psycopg.Connection[Any], term: Term, now: datetime, cursors: dict[str, datetime]
     ) -> PassResult:
-        """Plan every schedule, write the decisions in one statement, prune a bounded batch.
-        Runs inside the caller's fenced transaction; updates ``cursors`` in place."""
+        """Plan every schedule (no transaction open), then write every decision in one statement
+        and prune a bounded batch, in one fenced transaction. Memory changes only after commit."""
         result = PassResult()
         rows: list[dict[str, Any]] = []
         states: list[tuple[str, datetime | None, datetime | None]] = []
@@ -212,16 +214,19 @@ class PeriodicEnqueuer:
             states.append((schedule.id, plan.last_slot, plan.next_run_at))
             if plan.last_slot is not None:
                 cursors[schedule.id] = max(cursor, plan.last_slot)
-        claimed = db.fetch_all(conn, "periodic_enqueue_many", self._params(term, rows, states))
+        prune = self._prune_due(now)
+        with fenced_transaction(conn, term, self.name):
+            claimed = db.fetch_all(conn, "periodic_enqueue_many", self._params(term, rows, states))
+            if prune:
+                result.pruned = db.execute(
+                    conn,
+                    "periodic_prune_slots",
+                    {"cluster": self.cluster, "before": now - self.ledger_retention, "limit": PRUNE_BATCH},
+                )
         result.claimed = [
             ClaimedSlot(row["periodic_id"], row["slot"], row["outcome"], row["job_id"]) for row in claimed
         ]
-        if self._prune_due(now):
-            result.pruned = db.execute(
-                conn,
-                "periodic_prune_slots",
-                {"cluster": self.cluster, "before": now - self.ledger_retention, "limit": PRUNE_BATCH},
-            )
+        self._commit(result, cursors, now, pruned=prune)
         return result
 
     def _ledger_rows(self, schedule: EffectiveSchedule, plan: SlotPlan) -> list[dict[str, Any]]:
@@ -279,11 +284,13 @@ class PeriodicEnqueuer:
     def _prune_due(self, now: datetime) -> bool:
         return self._last_prune is None or now >= self._last_prune + PRUNE_INTERVAL
 
-    def _commit(self, result: PassResult, cursors: dict[str, datetime], now: datetime) -> None:
+    def _commit(
+        self, result: PassResult, cursors: dict[str, datetime], now: datetime, *, pruned: bool
+    ) -> None:
         """After the transaction committed: adopt its cursors, log what changed."""
         self._cursors = cursors
         self._next = {schedule_id: plan.next_run_at for schedule_id, plan in result.plans.items()}
-        if self._prune_due(now):
+        if pruned:
             self._last_prune = now
         self.last_result = result
         claimed_by_id: dict[str, list[ClaimedSlot]] = {}
