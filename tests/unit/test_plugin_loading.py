@@ -147,3 +147,10 @@ def test_human_listing_is_an_aligned_table_with_errors_below(make_ep):
     assert lines[1].split()[:5] == ["alpha", "-", "-", "ok", "alpha.run"]
     assert lines[0].index("KINDS") == lines[1].index("alpha.run")
     assert "errors:" in lines and any(line.startswith("  broken: ValueError: x") for line in lines)
+
+
+def test_one_plugin_name_from_two_entry_points_loads_neither(make_ep):
+    found = discover(entry_points=[good(make_ep, "alpha", "a.run"), good(make_ep, "alpha", "a.other")])
+    (row,) = found.plugins
+    assert row.plugin is None and "published by two distributions" in row.error
+    assert not found.handlers
