@@ -219,7 +219,7 @@ def parse_cron(expression: str, timezone: str | tzinfo = "UTC") -> Schedule:
     if len(fields) != 5:
         raise CronError(f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}")
     values = [_parse_field(raw, index) for index, raw in enumerate(fields)]
-    canonical = " ".join(fields)
+    canonical = " ".join(fields).replace("?", "*")  # Sentry and Debian cron know no "?"
     # minute and hour keep their text (a leading star decides cronsim's DST handling, as in
     # Debian); day of month and weekday become "*" or an explicit list, so that their AND/OR
     # combination is River's (see the module docstring).
