@@ -484,3 +484,8 @@ def queue_counts(conn: psycopg.Connection[Any]) -> dict[str, dict[str, int]]:
 def in_seconds(seconds: float, now: datetime | None = None) -> datetime:
     """An aware UTC time ``seconds`` from now, for ``JobSpec.scheduled_at``."""
     return (now or datetime.now(UTC)) + timedelta(seconds=seconds)
+
+
+def running_by_worker(conn: psycopg.Connection[Any], worker_id: str) -> list[int]:
+    """Ids of jobs still ``running`` whose latest attempt belongs to ``worker_id``."""
+    return [row["id"] for row in _run_all(conn, "job_running_ids_by_worker", {"worker_id": worker_id})]
