@@ -203,9 +203,9 @@ def _present_fields(entry: Any) -> set[str]:
     """Fields the file sets. Prefers the entry's own record (``present``/``fields_set``); otherwise
     a field counts as present when it differs from its default (so a file cannot override a
     plugin's timezone back to ``UTC`` or its args back to ``{}`` without such a record)."""
-    for attribute in ("present", "fields_set"):
+    for attribute in ("given", "present", "fields_set"):
         recorded = getattr(entry, attribute, None)
-        if recorded is not None:
+        if recorded:  # empty: an entry built in code, not read from a file
             return {name for name in recorded if name in (*_ENTRY_FIELDS, "enabled")}
     found = set()
     for name in (*_ENTRY_FIELDS, "enabled"):
