@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-
 from river_supervisor import db, queue, schema
 from river_supervisor.queue import JobSpec
 
