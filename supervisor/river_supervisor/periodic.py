@@ -345,6 +345,12 @@ class PeriodicEnqueuer:
             self._observer(event, data)
 
 
+def stored_state(conn: psycopg.Connection[Any], cluster: str) -> list[dict[str, Any]]:
+    """Read-only: every schedule with durable state in ``cluster`` (``periodic_list`` rows: id,
+    kind, schedule, last_slot, next_run_at, last_job_id, defined_by, registered_at, updated_at)."""
+    return db.fetch_all(conn, "periodic_list", {"cluster": cluster})
+
+
 def schedule_status(
     conn: psycopg.Connection[Any], cluster: str, schedules: Sequence[EffectiveSchedule], now: datetime
 ) -> list[dict[str, Any]]:
