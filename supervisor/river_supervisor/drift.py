@@ -28,17 +28,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from . import db
+from . import db, nodes
 from .leadership import Term, fenced_transaction
 from .schedules import EffectiveSchedule
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
 
@@ -216,3 +219,67 @@ def orphans(
 ) -> list[Orphan]:
     """``find_orphans`` over the cluster's durable state (for ``status`` and ``check``)."""
     return find_orphans(db.fetch_all(conn, "periodic_list", {"cluster": cluster}), schedules, disabled)
+
+
+class DriftWatch:
+    """Leader-only service: compare the live nodes' manifests with the leader's, every interval.
+
+    A change of the drift set is recorded (fenced) and the drifting nodes flagged; a drift never
+    seen before is logged at WARNING and handed to ``on_new_drift`` (the supervisor sends one
+    Sentry event). The same drift seen on every heartbeat is neither logged nor sent again.
+    """
+
+    name = "drift"
+    interval = 10.0
+
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        node_id: str,
+        stale_after: float,
+        on_new_drift: Callable[[Drift], None] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.node_id = node_id
+        self.stale_after = stale_after
+        self.on_new_drift = on_new_drift
+        self._seen: tuple[str, tuple[str, ...]] | None = None
+
+    def on_gained(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> None:
+        self._seen = None
+
+    def on_lost(self) -> None:
+        self._seen = None
+
+    def tick(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> float:
+        live = nodes.live_nodes(conn, self.cluster, self.stale_after)
+        names = Counter(row.node for row in live)
+        key = {
+            row.node_id: row.node if names[row.node] == 1 else f"{row.node} ({row.node_id})" for row in live
+        }
+        manifests = {key[row.node_id]: dict(row.manifest) for row in live}
+        drift = compare(manifests, reference=key.get(self.node_id))
+        mine = next((row.fingerprint for row in live if row.node_id == self.node_id), None)
+        drifting = tuple(sorted(row.node_id for row in live if mine is not None and row.fingerprint != mine))
+        if self._seen == (drift.digest, drifting):
+            return self.interval
+        is_new = record_drift(conn, term, self.cluster, drift)
+        nodes.set_drift(conn, term, drifting)
+        self._seen = (drift.digest, drifting)
+        if drift and is_new:
+            logger.warning(
+                "configuration drift in cluster %s: %s",
+                self.cluster,
+                drift.summary(),
+                extra={
+                    "event": "drift.detected",
+                    "cluster": self.cluster,
+                    "digest": drift.digest,
+                    "nodes": drift.drifting_nodes,
+                    "differences": list(drift.differences)[:50],
+                },
+            )
+            if self.on_new_drift is not None:
+                self.on_new_drift(drift)
+        return self.interval

@@ -19,6 +19,9 @@ from psycopg.types.json import Jsonb
 from . import db
 from .leadership import NodeIdentity, Term, fenced_transaction
 
+HEARTBEAT_INTERVAL = 5.0  # seconds between a supervisor's heartbeats
+STALE_AFTER = 3 * HEARTBEAT_INTERVAL  # a node not heard from for this long is not live
+
 
 @dataclass(frozen=True, slots=True)
 class NodeRow:

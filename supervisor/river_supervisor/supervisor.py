@@ -23,21 +23,18 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import multiprocess
 import multiprocess.connection
 import psycopg
 
-from . import alerts, db, discovery, queue, schema, worker
-from .backoff import service_backoff
+from . import alerts, db, discovery, manifest, queue, schema, worker
 from .children import KILL_AFTER, ExitReport, RestartPolicy, WorkerHandle, classify_exit
 from .config import Config
-from .errors import DatabaseUnavailable, NotLeader, SchemaMissing
-from .maintenance import LeaderService
-from .maintenance import services as maintenance_services
+from .duties import Duties
+from .errors import DatabaseUnavailable, SchemaMissing
+from .leadership import NodeIdentity
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +50,6 @@ def queue_shares(queues: dict[str, int], processes: int, index: int) -> tuple[tu
         if share > 0:
             shares.append((name, share))
     return tuple(shares)
-
-
-@dataclass(slots=True)
-class _ServiceState:
-    service: LeaderService
-    due: float = 0.0
-    failures: int = 0
-    gained: bool = False
 
 
 class Supervisor:
@@ -87,14 +76,14 @@ class Supervisor:
         self.plugin_set: Any = None
         self._wake_r = self._wake_w = -1
         self._ctx: Any = None
-        self._services: list[_ServiceState] = []
-        self._boot_id = os.urandom(4).hex()
+        self.identity = NodeIdentity.current(cfg.node)
+        self.duties: Duties | None = None
 
     # --- boot -------------------------------------------------------------------------------
 
     @property
     def node_id(self) -> str:
-        return f"{self.cfg.node}:{os.getpid()}:{self._boot_id}"
+        return self.identity.node_id
 
     def _boot(self) -> None:
         worker.set_title(f"river-supervisor: supervisor [{self.cfg.cluster}/{self.cfg.node}]")
@@ -126,7 +115,13 @@ class Supervisor:
         self._install_signals()
         self._ctx = multiprocess.get_context("forkserver")
         self._ctx.set_forkserver_preload(["river_supervisor.worker", *self.plugin_set.modules])
-        self._services = [_ServiceState(s) for s in maintenance_services(self.cfg.maintenance)]
+        local = manifest.local_manifest(self.cfg, self.plugin_set)
+        for problem in local.schedules.problems:
+            log.warning(
+                "periodic %s: %s", problem.get("id"), problem["message"], extra={"event": "periodic.problem"}
+            )
+        self.duties = Duties(self.cfg, identity=self.identity, local=local)
+        self.duties.start()
         log.info(
             "supervisor started: cluster %s, node %s, %d worker processes, queues %s",
             self.cfg.cluster,
@@ -166,6 +161,8 @@ class Supervisor:
     def _turn(self) -> None:
         timeout = max(0.0, self._next_deadline() - time.monotonic())
         waitables: list[Any] = [self._wake_r]
+        if self.duties is not None and (fd := self.duties.fileno()) is not None:
+            waitables.append(fd)
         for handle in self.workers.values():
             waitables += [handle.process.sentinel, handle.pipe]
         multiprocess.connection.wait(waitables, timeout)
@@ -175,8 +172,9 @@ class Supervisor:
         self._reap(now)
         self._enforce_timeouts(now)
         self._enforce_stop(now)
+        if not self.stopping and self.duties is not None:
+            self.duties.step(now)
         if not self.stopping:
-            self._run_services(now)
             self._top_up(now)
 
     def _next_deadline(self) -> float:
@@ -191,7 +189,8 @@ class Supervisor:
                 deadlines.append(self.stop_deadline)
         else:
             deadlines += list(self.restart_at.values())
-            deadlines += [state.due for state in self._services]
+            if self.duties is not None:
+                deadlines.append(self.duties.next_deadline())
         return min(deadlines)
 
     # --- signals ----------------------------------------------------------------------------
@@ -229,7 +228,8 @@ class Supervisor:
             self.cfg.shutdown_grace,
             extra={"event": "supervisor.stopping", "grace": self.cfg.shutdown_grace},
         )
-        self._lose_leadership()
+        if self.duties is not None:
+            self.duties.resign()  # first: a peer takes over while our jobs finish
         self.restart_at.clear()
         for handle in self.workers.values():
             with contextlib.suppress(OSError, ValueError):
@@ -448,52 +448,6 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(handle.pid, sig)
 
-    # --- leadership and leader-only services ------------------------------------------------
-
-    def _current_term(self) -> Any:
-        return None  # single host until the elector is wired in: this host acts as leader
-
-    def _lose_leadership(self) -> None:
-        for state in self._services:
-            if state.gained:
-                state.service.on_lost()
-                state.gained = False
-
-    def _run_services(self, now: float) -> None:
-        wall = datetime.now(UTC)
-        for state in self._services:
-            if now < state.due:
-                continue
-            try:
-                conn = self._db()
-                if not state.gained:
-                    state.service.on_gained(conn, self._current_term(), wall)
-                    state.gained = True
-                delay = state.service.tick(conn, self._current_term(), wall)
-                state.failures = 0
-                state.due = now + delay
-            except NotLeader:
-                log.error(
-                    "%s: fenced write rejected; stepping down",
-                    state.service.name,
-                    extra={"event": "leadership.fenced", "service": state.service.name},
-                )
-                self._lose_leadership()
-                return
-            except RECOVERABLE as exc:
-                state.failures += 1
-                delay = service_backoff(state.failures)
-                state.due = now + delay
-                log.warning(
-                    "%s failed (attempt %d): %s; next try in %.1fs",
-                    state.service.name,
-                    state.failures,
-                    exc,
-                    delay,
-                    extra={"event": "service.failed", "service": state.service.name},
-                )
-                self._drop_connection()
-
     # --- database ---------------------------------------------------------------------------
 
     def _db(self) -> psycopg.Connection[Any]:
@@ -510,6 +464,8 @@ class Supervisor:
     def _close(self) -> None:
         for handle in self.workers.values():
             self._kill(handle, signal.SIGKILL)
+        if self.duties is not None:
+            self.duties.stop()
         self._drop_connection()
         alerts.flush(2.0)
         signal.set_wakeup_fd(-1)

@@ -1,0 +1,260 @@
+"""The parent's cluster duties: its node row, the leader lease, and leader-only services.
+
+``Duties`` is driven by the supervisor's single loop (``fileno``, ``next_deadline``, ``step``);
+it never sleeps and starts no thread. Every host heartbeats its node row (with the fingerprint of
+its schedules and plugins). Leadership comes from the ``Elector``; each change is logged and sent
+to Sentry. While the term is trusted, the leader-only services (job scheduler, rescuer, cleaner,
+periodic enqueuer, drift watch) run their ticks, each in a transaction fenced by that term; a
+fenced write refused (``NotLeader``) ends the term at once, and three failed starts of a service
+give the lease up rather than lead half-working (River's rule).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import psycopg
+
+from . import alerts, db, nodes
+from .backoff import service_backoff
+from .config import Config
+from .drift import Drift, DriftWatch
+from .errors import DatabaseUnavailable, NotLeader
+from .leadership import Elector, LeadershipEvent, NodeIdentity, Term
+from .maintenance import services as maintenance_services
+from .periodic import PeriodicEnqueuer
+
+log = logging.getLogger(__name__)
+
+RECOVERABLE = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
+# A fenced transaction ended by idle_in_transaction_session_timeout raises InternalError.
+SERVICE_ERRORS = (
+    *RECOVERABLE,
+    psycopg.errors.IdleInTransactionSessionTimeout,
+    psycopg.errors.LockNotAvailable,
+)
+MAX_START_FAILURES = 3
+
+
+class LeaderService(Protocol):
+    name: str
+
+    def on_gained(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> None: ...
+
+    def tick(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> float | datetime: ...
+
+    def on_lost(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _ServiceState:
+    service: LeaderService
+    due: float = 0.0
+    failures: int = 0
+    gained: bool = False
+
+
+class Duties:
+    def __init__(self, cfg: Config, *, identity: NodeIdentity, local: Any) -> None:
+        assert cfg.database_url
+        self.cfg = cfg
+        self.identity = identity
+        self.local = local  # manifest.LocalManifest: digest, manifest, schedules
+        self.elector = Elector(
+            cfg.leadership, cluster=cfg.cluster, identity=identity, conninfo=cfg.database_url
+        )
+        services: list[LeaderService] = [*maintenance_services(cfg.maintenance)]
+        services.append(
+            PeriodicEnqueuer(
+                local.schedules.schedules,
+                cluster=cfg.cluster,
+                node=cfg.node,
+                disabled=local.schedules.disabled,
+            )
+        )
+        services.append(
+            DriftWatch(
+                cluster=cfg.cluster,
+                node_id=identity.node_id,
+                stale_after=nodes.STALE_AFTER,
+                on_new_drift=self._report_drift,
+            )
+        )
+        self._services = [_ServiceState(s) for s in services]
+        self.conn: psycopg.Connection[Any] | None = None
+        self._next_heartbeat = 0.0
+        self._registered = False
+        self._heartbeat_failures = 0
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._register()
+        self.elector.start()
+
+    def resign(self) -> None:
+        """Graceful stop: hand the lease over at once (followers are notified)."""
+        self._handle(self.elector.resign())
+
+    def stop(self) -> None:
+        self.resign()
+        self.elector.stop()
+        try:
+            nodes.mark_stopped(self._db(), self.identity, self.cfg.cluster)
+        except RECOVERABLE as exc:
+            log.warning("could not mark this node stopped: %s", exc, extra={"event": "node.stop_failed"})
+        self._drop_connection()
+
+    # --- what the loop reads ----------------------------------------------------------------
+
+    def fileno(self) -> int | None:
+        return self.elector.fileno()
+
+    @property
+    def term(self) -> Term | None:
+        return self.elector.term
+
+    def next_deadline(self) -> float:
+        deadlines = [self.elector.next_deadline(), self._next_heartbeat]
+        if self.term is not None:
+            deadlines += [state.due for state in self._services]
+        return min(d for d in deadlines if not math.isnan(d))
+
+    # --- one turn ---------------------------------------------------------------------------
+
+    def step(self, now: float) -> None:
+        self._heartbeat(now)
+        self._handle(self.elector.step(now))
+        term = self.term
+        if term is None:
+            self._lose_services()
+            return
+        self._run_services(now, term)
+
+    def _handle(self, events: list[LeadershipEvent]) -> None:
+        for event in events:  # the elector has logged them
+            alerts.leadership_event(event)
+            if event.kind != "gained":
+                self._lose_services()
+            else:
+                for state in self._services:
+                    state.due = 0.0
+                    state.failures = 0
+
+    def _lose_services(self) -> None:
+        for state in self._services:
+            if state.gained:
+                state.service.on_lost()
+                state.gained = False
+
+    def _run_services(self, now: float, term: Term) -> None:
+        wall = datetime.now(UTC)
+        for state in self._services:
+            if now < state.due or self.term is None:
+                continue
+            try:
+                conn = self._db()
+                if not state.gained:
+                    state.service.on_gained(conn, term, wall)
+                    state.gained = True
+                    self._after_gained(state.service)
+                wake = state.service.tick(conn, term, wall)
+                state.failures = 0
+                state.due = now + (wake - wall).total_seconds() if isinstance(wake, datetime) else now + wake
+            except NotLeader:
+                log.error(
+                    "%s: fenced write refused for term %d; stepping down",
+                    state.service.name,
+                    term.term,
+                    extra={"event": "leadership.fenced", "service": state.service.name, "term": term.term},
+                )
+                self._handle(self.elector.resign(rejoin=True))
+                return
+            except SERVICE_ERRORS as exc:
+                self._service_failed(state, now, exc)
+
+    def _service_failed(self, state: _ServiceState, now: float, exc: BaseException) -> None:
+        state.failures += 1
+        delay = service_backoff(state.failures)
+        state.due = now + delay
+        log.warning(
+            "%s failed (attempt %d): %s; next try in %.1fs",
+            state.service.name,
+            state.failures,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+            delay,
+            extra={"event": "service.failed", "service": state.service.name, "attempt": state.failures},
+        )
+        self._drop_connection()
+        if not state.gained and state.failures >= MAX_START_FAILURES:
+            log.error(
+                "%s could not start %d times: giving the lease up for another node",
+                state.service.name,
+                state.failures,
+                extra={"event": "leadership.service_start_failed", "service": state.service.name},
+            )
+            self._handle(self.elector.resign(rejoin=True))
+
+    def _after_gained(self, service: LeaderService) -> None:
+        for orphan in getattr(service, "orphans", ()):
+            alerts.orphaned_schedule_event(
+                self.cfg.cluster,
+                orphan.id,
+                leader_node=self.cfg.node,
+                kind=orphan.kind,
+                last_run_at=orphan.last_slot,
+                detail={"defined_by": orphan.defined_by},
+            )
+
+    def _report_drift(self, drift: Drift) -> None:
+        alerts.drift_event(self.cfg.cluster, drift.digest, list(drift.differences), drift.drifting_nodes)
+
+    # --- this node's row --------------------------------------------------------------------
+
+    def _register(self) -> None:
+        nodes.register(self._db(), self.identity, self.cfg.cluster, self.local.digest, self.local.manifest)
+        self._registered = True
+        self._next_heartbeat = time.monotonic() + nodes.HEARTBEAT_INTERVAL
+
+    def _heartbeat(self, now: float) -> None:
+        if now < self._next_heartbeat:
+            return
+        try:
+            if not self._registered or not nodes.heartbeat(self._db(), self.identity, self.cfg.cluster):
+                self._register()
+            self._heartbeat_failures = 0
+            self._next_heartbeat = now + nodes.HEARTBEAT_INTERVAL
+        except RECOVERABLE as exc:
+            self._heartbeat_failures += 1
+            self._registered = False
+            self._next_heartbeat = now + service_backoff(
+                self._heartbeat_failures, cap=nodes.HEARTBEAT_INTERVAL
+            )
+            log.warning(
+                "node heartbeat failed (attempt %d): %s",
+                self._heartbeat_failures,
+                exc,
+                extra={"event": "node.heartbeat_failed", "attempt": self._heartbeat_failures},
+            )
+            self._drop_connection()
+
+    # --- database ---------------------------------------------------------------------------
+
+    def _db(self) -> psycopg.Connection[Any]:
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            assert self.cfg.database_url
+            self.conn = db.connect(self.cfg.database_url, application_name="river-supervisor leader")
+        return self.conn
+
+    def _drop_connection(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception as exc:  # closing a broken connection: nothing left to do
+                log.debug("closing the duties connection failed: %s", exc)
+        self.conn = None
