@@ -1,15 +1,132 @@
-"""`river-supervisor status` (not implemented yet)."""
+"""``river-supervisor status [--json]``: leader, nodes, drift, schedules and queue counts.
+
+Reads the database only (``status.cluster_status`` builds the document; this module renders it).
+Exit 0; 2 when no database is configured, it cannot be reached, or it is not migrated.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from ..errors import UsageError
+from ..queue import JOB_STATES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("status: not implemented yet")
+    from .. import config, status
+    from ..discovery import discover
+    from ..manifest import local_manifest
+
+    cfg = config.load(args.config, flags=config.flag_values(args))
+    conn = status.open_database(cfg, "river-supervisor status")
+    with conn:
+        local = local_manifest(cfg, discover(cfg.plugins), tolerant=True)
+        doc = status.cluster_status(conn, cfg, local, datetime.now(UTC))
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n" if args.json else render(doc))
+    return 0
+
+
+def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _t(value: str | None) -> str:
+    return value or "-"
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The human view of ``cluster_status``: Leader, Nodes, Drift, Periodic, Queues."""
+    out = [f"Cluster {doc['cluster']} (as of {doc['generated_at']})", "", "Leader"]
+    leader, last = doc["leader"], doc.get("last_leader")
+    if leader:
+        out.append(
+            f"  {leader['node']}  term {leader['term']}  since {leader['since']}"
+            f"  lease until {leader['expires_at']}"
+        )
+    elif last:
+        out.append(f"  none (last: {last['node']} term {last['term']}, lease ended {last['expires_at']})")
+    else:
+        out.append("  none (no supervisor has led this cluster)")
+
+    out += ["", "Nodes"]
+    if doc["nodes"]:
+        rows = [("NODE", "PID", "STARTED", "LAST SEEN", "FINGERPRINT", "DRIFT")]
+        for node in doc["nodes"]:
+            name = node["node"] + (" (leader)" if node.get("leader") else "")
+            drift = "DRIFT" if node["drift"] else "-"
+            rows.append(
+                (
+                    name,
+                    str(node["pid"]),
+                    _t(node["started_at"]),
+                    node["last_seen"],
+                    node["fingerprint"][:12],
+                    drift,
+                )
+            )
+        out += _table(rows)
+    else:
+        out.append("  none live")
+
+    out += ["", "Drift"]
+    drift = doc["drift"]
+    out.append(f"  {drift['summary']}")
+    for difference in drift["differences"]:
+        out.append("    " + _difference(difference))
+
+    out += ["", "Periodic"]
+    if doc["periodic"]:
+        rows = [("ID", "KIND", "SCHEDULE", "LAST SLOT", "NEXT RUN", "NOTE")]
+        for entry in doc["periodic"]:
+            note = "ORPHANED" if entry["orphaned"] else ("" if entry["defined_here"] else "not defined here")
+            rows.append(
+                (
+                    entry["id"],
+                    entry["kind"],
+                    _t(entry["schedule"]),
+                    _t(entry["last_slot"]),
+                    _t(entry["next_run_at"]),
+                    note,
+                )
+            )
+        out += _table(rows)
+    else:
+        out.append("  none")
+
+    out += ["", "Queues (jobs by state)"]
+    if doc["queues"]:
+        present = [s for s in JOB_STATES if any(s in counts for counts in doc["queues"].values())]
+        rows = [("QUEUE", *(s.upper() for s in present), "TOTAL")]
+        for name, counts in doc["queues"].items():
+            rows.append((name, *(str(counts.get(s, 0)) for s in present), str(sum(counts.values()))))
+        out += _table(rows)
+    else:
+        out.append("  none")
+    problems = doc.get("this_host", {}).get("problems") or []
+    if problems:
+        out += ["", "This host"]
+        out += [f"  {problem['message']}" for problem in problems]
+    return "\n".join(out) + "\n"
+
+
+def _difference(d: dict[str, Any]) -> str:
+    what = d["what"].replace("_", " ")
+    if "id" in d:
+        fields = f" ({', '.join(d['fields'])})" if d.get("fields") else ""
+        return f"{d['node']}: {what} {d['id']}{fields}"
+    if "plugin" in d:
+        ref = f" {d['reference']} ->" if "reference" in d else ""
+        return f"{d['node']}: {what} {d['plugin']}{ref} {d.get('version')}"
+    return f"{d['node']}: {what}"
