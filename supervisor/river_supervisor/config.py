@@ -121,6 +121,7 @@ class Config:
     job_timeout: float = 60.0  # default per job; a plugin's job(timeout=...) overrides; 0: none
     shutdown_grace: float = 30.0
     poll_interval: float = 1.0
+    missed_grace: float = 60.0  # periodic slots older than this when reached count as missed
     queues: Mapping[str, QueueConfig] = field(default_factory=lambda: {"default": QueueConfig("default")})
     leadership: LeadershipConfig = field(default_factory=LeadershipConfig)
     sentry: SentryConfig = field(default_factory=SentryConfig)
@@ -391,6 +392,9 @@ SETTINGS: tuple[Setting, ...] = (
     _S("", "job_timeout", _duration(), 60.0, "default job timeout; a plugin's `timeout=` wins; 0: none"),
     _S("", "shutdown_grace", _duration(), 30.0, "on SIGTERM, how long running jobs may take to finish"),
     _S("", "poll_interval", _duration(positive=True), 1.0, "fetch poll interval without notifications"),
+    _S("", "missed_grace", _duration(positive=True), 60.0,
+       "a periodic slot older than this when a leader reaches it counts as missed (its `missed` policy "
+       "applies); younger slots are always enqueued, so a failover loses none"),
     _S(QUEUES, "concurrency", _integer(1), 10,
        "jobs of this queue running at once on this host; no [queues] table: one queue `default`"),
     _S("leadership", "ttl", _duration(3.0), 15.0, "leader lease length, renewed every ttl/3"),

@@ -75,6 +75,7 @@ class Duties:
                 cluster=cfg.cluster,
                 node=cfg.node,
                 disabled=local.schedules.disabled,
+                missed_grace=cfg.missed_grace,
             )
         )
         services.append(

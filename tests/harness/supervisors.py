@@ -190,6 +190,8 @@ class SupervisorFactory:
             "processes": 1,
             "shutdown_grace": "10s",
             "poll_interval": "1s",
+            # only the process tests' own job kinds (the dev venv also has examples installed)
+            "plugins": {"enabled": ["testjobs"]},
         }
         merged.update(settings)
         return merged
