@@ -155,7 +155,7 @@ def test_status_prints_aligned_sections(
     assert "node-a" in out and "tick" in out and "no drift" in out
     header = next(line for line in out.splitlines() if line.strip().startswith("QUEUE"))
     row = next(line for line in out.splitlines() if line.strip().startswith("default"))
-    assert row.index("1") == header.index("AVAILABLE")  # columns line up
+    assert row.index("1") == header.index("AVAILABLE"), out  # columns line up
 
 
 def test_status_without_our_schema_says_run_migrate(tmp_path: Path, empty_database_url: str) -> None:

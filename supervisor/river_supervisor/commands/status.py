@@ -43,20 +43,23 @@ def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
 
 
 def _t(value: str | None) -> str:
-    return value or "-"
+    """A time for people: ISO 8601 with offset, to the second; "-" when unknown."""
+    if not value:
+        return "-"
+    return datetime.fromisoformat(value).isoformat(timespec="seconds")
 
 
 def render(doc: dict[str, Any]) -> str:
     """The human view of ``cluster_status``: Leader, Nodes, Drift, Periodic, Queues."""
-    out = [f"Cluster {doc['cluster']} (as of {doc['generated_at']})", "", "Leader"]
+    out = [f"Cluster {doc['cluster']} (as of {_t(doc['generated_at'])})", "", "Leader"]
     leader, last = doc["leader"], doc.get("last_leader")
     if leader:
         out.append(
-            f"  {leader['node']}  term {leader['term']}  since {leader['since']}"
-            f"  lease until {leader['expires_at']}"
+            f"  {leader['node']}  term {leader['term']}  since {_t(leader['since'])}"
+            f"  lease until {_t(leader['expires_at'])}"
         )
     elif last:
-        out.append(f"  none (last: {last['node']} term {last['term']}, lease ended {last['expires_at']})")
+        out.append(f"  none (last: {last['node']} term {last['term']}, lease ended {_t(last['expires_at'])})")
     else:
         out.append("  none (no supervisor has led this cluster)")
 
@@ -71,7 +74,7 @@ def render(doc: dict[str, Any]) -> str:
                     name,
                     str(node["pid"]),
                     _t(node["started_at"]),
-                    node["last_seen"],
+                    _t(node["last_seen"]),
                     node["fingerprint"][:12],
                     drift,
                 )
@@ -95,7 +98,7 @@ def render(doc: dict[str, Any]) -> str:
                 (
                     entry["id"],
                     entry["kind"],
-                    _t(entry["schedule"]),
+                    entry["schedule"] or "-",
                     _t(entry["last_slot"]),
                     _t(entry["next_run_at"]),
                     note,
