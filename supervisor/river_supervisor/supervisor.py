@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -35,11 +36,21 @@ from .config import Config
 from .duties import Duties
 from .errors import DatabaseUnavailable, SchemaMissing
 from .leadership import NodeIdentity
+from .schedules import monitor_config
 
 log = logging.getLogger(__name__)
 
 RECOVERABLE = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
 IDLE_WAIT = 5.0
+
+
+def sentry_monitors(schedules: Any) -> tuple[tuple[str, str, dict[str, Any]], ...]:
+    """(periodic id, Sentry monitor slug, monitor_config) of each schedule with ``monitor = true``."""
+    return tuple(
+        (s.id, re.sub(r"[^a-z0-9_-]+", "-", s.id.lower()).strip("-") or "periodic", monitor_config(s))
+        for s in schedules
+        if s.monitor
+    )
 
 
 def queue_shares(queues: dict[str, int], processes: int, index: int) -> tuple[tuple[str, int], ...]:
@@ -78,6 +89,7 @@ class Supervisor:
         self._ctx: Any = None
         self.identity = NodeIdentity.current(cfg.node)
         self.duties: Duties | None = None
+        self.monitors: tuple[tuple[str, str, dict[str, Any]], ...] = ()
 
     # --- boot -------------------------------------------------------------------------------
 
@@ -120,6 +132,7 @@ class Supervisor:
             log.warning(
                 "periodic %s: %s", problem.get("id"), problem["message"], extra={"event": "periodic.problem"}
             )
+        self.monitors = sentry_monitors(local.schedules.schedules)
         self.duties = Duties(self.cfg, identity=self.identity, local=local)
         self.duties.start()
         log.info(
@@ -264,6 +277,7 @@ class Supervisor:
             parent_pid=os.getpid(),
             log_level=self.log_level,
             log_format=self.log_format,
+            monitors=self.monitors,
         )
         process = self._ctx.Process(target=worker.main, args=(spec, child_end), name=f"worker-{index}")
         process.start()

@@ -68,7 +68,8 @@ class WorkerSpec:
     parent_pid: int
     log_level: str = "INFO"
     log_format: str = "text"
-    preload_modules: tuple[str, ...] = field(default=())
+    # Sentry Crons: periodic id -> (monitor slug, monitor_config), for schedules with monitor = true
+    monitors: tuple[tuple[str, str, dict[str, Any]], ...] = field(default=())
 
 
 # --- process set-up ----------------------------------------------------------------------------
@@ -179,6 +180,7 @@ class Worker:
         self.completer: Any = None
         self.pool: ThreadPoolExecutor | None = None
         self._os_parent = os.getppid()
+        self._monitors = {pid: (slug, cfg) for pid, slug, cfg in spec.monitors}
 
     # parent channel
     def send(self, *message: Any) -> None:
@@ -318,9 +320,15 @@ class Worker:
 
     def _run_one(self, row: queue.JobRow, job: plugins.Job) -> None:
         entry = self.handlers.get(row.kind)
+        monitor = self._monitors.get(str(job.metadata.get("river:periodic_job_id")))
+        started = time.monotonic()
+        check_in = alerts.checkin(monitor[0], "in_progress", monitor[1]) if monitor else None
         outcome, exc = execute(row, entry.handler if entry else None, job)
         if exc is not None:
             alerts.job_error(job, exc)
+        if monitor and not isinstance(outcome, queue.Snoozed):
+            status = "ok" if isinstance(outcome, queue.Completed) else "error"
+            alerts.checkin(monitor[0], status, monitor[1], check_in, time.monotonic() - started)
         self.completer.submit(outcome)
         with self._lock:
             self._running[row.queue] -= 1
