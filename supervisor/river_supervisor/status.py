@@ -160,7 +160,9 @@ def _leader(lease: Mapping[str, Any]) -> dict[str, Any]:
 def _periodic(
     conn: psycopg.Connection[Any], cluster: str, local: LocalManifest, now: datetime, defined: set[str]
 ) -> list[dict[str, Any]]:
-    """Durable state merged with this host's schedules, by id."""
+    """Durable state merged with this host's schedules, by id. ``next_run_at``: for a schedule
+    defined here, the stored one if still ahead, else computed from this host's definition; for
+    one defined only elsewhere, the stored one; for an orphan, null (no one will run it)."""
     stored = {row["id"]: row for row in periodic.stored_state(conn, cluster)}
     mine = local.schedules.by_id()
     computed = {
@@ -176,11 +178,15 @@ def _periodic(
             next_run_at = iso(row["next_run_at"])
         else:
             next_run_at = None  # no one runs it
+        if here is not None:
+            kind, text = here.kind, here.schedule_text
+        else:
+            kind, text = stored[schedule_id]["kind"], stored[schedule_id]["schedule"]
         out.append(
             {
                 "id": schedule_id,
-                "kind": here.kind if here is not None else row["kind"],  # type: ignore[index]
-                "schedule": here.schedule_text if here is not None else row["schedule"],  # type: ignore[index]
+                "kind": kind,
+                "schedule": text,
                 "last_slot": iso(row["last_slot"]) if row else None,
                 "next_run_at": next_run_at,
                 "defined_by": row["defined_by"] if row else None,
