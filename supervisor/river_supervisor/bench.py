@@ -91,7 +91,7 @@ class BenchResult:
     rss_mb: dict[str, Any]
     machine: dict[str, Any]
     workers_used: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    batches: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """DESIGN.md's ``bench --json`` keys, plus a few that explain them."""
@@ -108,6 +108,7 @@ class BenchResult:
             "rss_mb": self.rss_mb,
             "machine": self.machine,
             "workers_used": self.workers_used,
+            "batches": self.batches,
         }
 
 
@@ -278,7 +279,12 @@ def _last_id(conn: psycopg.Connection[Any]) -> int:
 
 
 def wait_finished(
-    conn: psycopg.Connection[Any], sup: SupervisorUnderTest, after: int, until: int, timeout: float, phase: str
+    conn: psycopg.Connection[Any],
+    sup: SupervisorUnderTest,
+    after: int,
+    until: int,
+    timeout: float,
+    phase: str,
 ) -> None:
     """Poll (a cheap index probe) until every job in (after, until] is finalized."""
     deadline = time.monotonic() + timeout
@@ -323,7 +329,9 @@ def measure_latency(
             time.sleep(pause)
         last = queue.insert(conn, spec).job.id
     wait_finished(conn, sup, after, last, 30.0, "latency")
-    samples = [float(row["ms"]) for row in db.fetch_all(conn, "bench_latencies", {"after": after, "until": last})]
+    samples = [
+        float(row["ms"]) for row in db.fetch_all(conn, "bench_latencies", {"after": after, "until": last})
+    ]
     if not samples:
         raise BenchError("bench: latency: no job was started")
     return percentiles(samples), len(samples)
@@ -346,20 +354,42 @@ def measure_insert(conn: psycopg.Connection[Any], jobs: int) -> tuple[float, int
     return seconds, after, _last_id(conn)
 
 
-def measure_work(
-    conn: psycopg.Connection[Any], sup: SupervisorUnderTest, after: int, until: int
-) -> tuple[float, int, int]:
-    """Wait for the workers to drain (after, until]; (seconds first start to last end, completed, workers)."""
+@dataclass(frozen=True, slots=True)
+class WorkSpan:
+    seconds: float  # first attempted_at to last finalized_at
+    completed: int
+    workers: int  # distinct worker ids that ran them
+    fetches: int  # fetch statements (distinct attempted_at)
+    completions: int  # completion batches (distinct finalized_at)
+
+    def batches(self) -> dict[str, float]:
+        return {
+            "fetches": self.fetches,
+            "jobs_per_fetch": round(self.completed / self.fetches, 1) if self.fetches else 0.0,
+            "completions": self.completions,
+            "jobs_per_completion": round(self.completed / self.completions, 1) if self.completions else 0.0,
+        }
+
+
+def measure_work(conn: psycopg.Connection[Any], sup: SupervisorUnderTest, after: int, until: int) -> WorkSpan:
+    """Wait for the workers to drain (after, until] and read back how they did it."""
     jobs = until - after
     wait_finished(conn, sup, after, until, max(120.0, jobs / 500), "work")
     span = db.fetch_one(conn, "bench_span", {"after": after, "until": until})
     assert span is not None
     if int(span["completed"]) != jobs:
         raise BenchError(f"bench: work: {span['completed']} of {jobs} jobs completed\n{sup.log_tail()}")
-    return float(span["seconds"]), int(span["completed"]), int(span["workers"])
+    return WorkSpan(
+        seconds=float(span["seconds"]),
+        completed=int(span["completed"]),
+        workers=int(span["workers"]),
+        fetches=int(span["fetches"]),
+        completions=int(span["completions"]),
+    )
 
 
-def machine(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+def machine(conn: psycopg.Connection[Any], load_before: float) -> dict[str, Any]:
+    """What the figures depend on; the load average says how busy the host was around the run."""
     info = db.fetch_one(conn, "bench_server_info") or {}
     version = str(info.get("server_version", "?")).split()[0]
     return {
@@ -367,6 +397,7 @@ def machine(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         "python": platform.python_version(),
         "postgres": version,
         "platform": platform.platform(terse=True),
+        "load_average": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
     }
 
 
@@ -374,6 +405,7 @@ def run(database_url: str, options: BenchOptions, progress: Progress | None = No
     """The whole bench on ``database_url``; the scratch schema is gone when this returns or raises."""
     options.validate()
     say = progress or (lambda message: None)
+    load_before = os.getloadavg()[0]
     with scratch_schema(database_url) as url, tempfile.TemporaryDirectory(prefix="rs-bench-") as folder:
         sup = SupervisorUnderTest(url, Path(folder), options.processes, options.concurrency)
         with db.connect(url, application_name="river-supervisor bench") as conn:
@@ -386,10 +418,10 @@ def run(database_url: str, options: BenchOptions, progress: Progress | None = No
                 say(f"insert: {options.jobs} jobs with COPY")
                 insert_seconds, after, until = measure_insert(conn, options.jobs)
                 say("work: draining them through the supervisor")
-                work_seconds, completed, workers_used = measure_work(conn, sup, after, until)
+                work = measure_work(conn, sup, after, until)
                 workers = sup.worker_pids()
                 memory = {"parent": rss_mb(sup.pid), "workers": [rss_mb(pid) for pid in workers]}
-                about = machine(conn)
+                about = machine(conn, load_before)
             finally:
                 sup.stop()
     return BenchResult(
@@ -398,11 +430,12 @@ def run(database_url: str, options: BenchOptions, progress: Progress | None = No
         concurrency=options.concurrency,
         insert_jobs_per_second=options.jobs / insert_seconds,
         insert_seconds=insert_seconds,
-        work_jobs_per_second=completed / work_seconds if work_seconds > 0 else 0.0,
-        work_seconds=work_seconds,
+        work_jobs_per_second=work.completed / work.seconds if work.seconds > 0 else 0.0,
+        work_seconds=work.seconds,
         latency_ms=latency,
         latency_samples=samples,
         rss_mb=memory,
         machine=about,
-        workers_used=workers_used,
+        workers_used=work.workers,
+        batches=work.batches(),
     )

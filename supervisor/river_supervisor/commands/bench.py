@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any
 
@@ -51,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--latency-samples", type=_positive, default=defaults.latency_samples, metavar="N",
-        help=f"jobs inserted one at a time for enqueue-to-start latency (default: {defaults.latency_samples})",
+        help=f"jobs inserted one by one for enqueue-to-start latency (default: {defaults.latency_samples})",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 
@@ -83,7 +84,9 @@ def render(doc: dict[str, Any]) -> str:
     ]
     for name, value, unit, target in rows:
         target_text = f"  (target {target})" if target else ""
-        lines.append(f"{name:<{name_width}}  {value:>{value_width}} {unit:<{unit_width}}{target_text}".rstrip())
+        lines.append(
+            f"{name:<{name_width}}  {value:>{value_width}} {unit:<{unit_width}}{target_text}".rstrip()
+        )
     return "\n".join(lines)
 
 
@@ -96,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         latency_samples=args.latency_samples,
         concurrency=args.concurrency,
     )
+
+    # The scratch schema's migrations are routine here: keep their INFO lines off the output.
+    logging.getLogger("river_supervisor.schema").setLevel(logging.WARNING)
 
     def progress(message: str) -> None:
         if not args.json and sys.stderr.isatty():

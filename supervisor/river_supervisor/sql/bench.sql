@@ -31,10 +31,14 @@ SELECT EXISTS (
 
 -- name: bench_span
 -- Jobs with an id in (after, until]: how many ended in each state, which workers ran them, and the
--- span from the first start to the last finalization (database clock).
+-- span from the first start to the last finalization (database clock). now() is the transaction's
+-- start, so distinct attempted_at values count fetch statements and distinct finalized_at values
+-- count completion batches (a lower bound, should two transactions start in the same microsecond).
 SELECT count(*) AS jobs,
        count(*) FILTER (WHERE state = 'completed') AS completed,
        count(DISTINCT attempted_by[array_upper(attempted_by, 1)]) AS workers,
+       count(DISTINCT attempted_at) AS fetches,
+       count(DISTINCT finalized_at) AS completions,
        extract(epoch FROM max(finalized_at) - min(attempted_at))::float8 AS seconds
   FROM river_job
  WHERE id > %(after)s AND id <= %(until)s;
