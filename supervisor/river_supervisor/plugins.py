@@ -23,8 +23,8 @@ Cancellation is cooperative: when a remote cancel arrives the worker calls
 
 This module is layer 1: it imports neither psycopg nor sentry_sdk, and importing it has no side
 effects (every plugin imports it; the forkserver preloads the worker, which imports it).
-Discovery lives in ``river_supervisor.discovery`` (``discover``, ``PluginSet``, ``LoadedPlugin``,
-also reachable from here).
+Discovery lives in ``river_supervisor.discovery`` (``discover``, ``PluginSet``, ``LoadedPlugin``);
+it imports this module, never the other way round (layer 2 over layer 1).
 """
 
 from __future__ import annotations
@@ -459,12 +459,3 @@ def _parse_duration(text: str) -> float | None:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     return total if value and pos == len(value) else None
-
-
-def __getattr__(name: str) -> object:
-    # Discovery is its own module (it imports stevedore); reachable from here without a cycle.
-    if name in {"discover", "PluginSet", "LoadedPlugin", "RegisteredHandler"}:
-        from . import discovery
-
-        return getattr(discovery, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
