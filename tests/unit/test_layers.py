@@ -1,0 +1,339 @@
+"""STYLE.md "Who may import whom", checked on the source with ``ast`` (imports inside functions count).
+
+Every module of ``river_supervisor`` sits in a layer and imports only from lower layers, apart from the
+same-layer edges listed in ``SAME_LAYER`` (each with its reason). The one-owner rules (sentry_sdk, os.environ,
+print) and the import-time rules (a cheap package, a side-effect-free ``worker``) are checked here too.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "supervisor" / "river_supervisor"
+ROOT = "__init__"  # the package itself: ``from . import __version__``, ``import river_supervisor``
+
+LAYERS: dict[int, set[str]] = {
+    # (1) pure: no psycopg, no sentry_sdk; every plugin imports ``plugins`` (and through it this layer)
+    1: {ROOT, "errors", "config", "durations", "sql", "plugins", "cron", "schedules", "backoff", "logs"},
+    # (2) one database seam and the queue core; ``discovery`` adds stevedore, ``testing`` runs handlers inline
+    2: {
+        "db",
+        "schema",
+        "queue",
+        "insert",
+        "job_row",
+        "retry",
+        "completer",
+        "unique",
+        "notifier",
+        "discovery",
+        "testing",
+    },
+    # (3) leadership and the leader-only services; alerts (the only sentry_sdk user)
+    3: {"leadership", "nodes", "periodic", "drift", "manifest", "maintenance", "alerts"},
+    # (4) processes: the worker child, the parent loop
+    4: {"worker", "children", "duties", "supervisor"},
+    # (5) entry points; every ``commands.*`` module is here too (see ``layer_of``)
+    5: {"status", "cli", "commands", "bench", "benchjobs", "embedded", "__main__"},
+}
+
+# Same-layer imports that are allowed, importer -> imported. Anything else within a layer fails.
+SAME_LAYER: dict[str, set[str]] = {
+    # layer 1: the package lazily re-exports the plugin API; the pure modules share errors and durations
+    ROOT: {"plugins"},
+    "config": {"errors", "durations"},
+    "plugins": {"durations"},
+    "schedules": {"errors", "cron"},
+    # layer 2: ``queue`` is the facade over the queue core's parts, which share row decoding and retry rules
+    "queue": {"completer", "insert", "job_row", "retry", "unique"},
+    "insert": {"job_row", "unique"},
+    "completer": {"retry"},
+    # discovery loads plugins; testing runs a discovered plugin's handler inline
+    "testing": {"discovery"},
+    # layer 3: STYLE allows leader-only services to use leadership's Term and fenced transaction
+    "periodic": {"leadership", "drift"},  # the enqueuer records fingerprints/orphans through drift
+    "maintenance": {"leadership"},
+    "drift": {"leadership", "nodes"},  # the drift watch reads the live nodes (nodes owns their rows)
+    "nodes": {"leadership"},
+    "manifest": {"drift"},  # the manifest is what drift.fingerprint hashes
+    # layer 4: STYLE: supervisor imports worker; it is split into children (spawning) and duties (leader side)
+    "supervisor": {"worker", "children", "duties"},
+    "children": {"worker"},  # children spawns worker processes: it names worker's entry point
+    # layer 5: the entry points share helpers; commands call the layer-5 libraries they front
+    "__main__": {"cli"},
+    "bench": {"benchjobs"},  # the bench enqueues benchjobs' no-op kind
+}
+# Layer 2 is built on its one database seam: every layer-2 module may use ``db``.
+DB_SEAM = "db"
+# ``commands.*`` may import each other, the layer-5 libraries they are the command of, and ``cli``'s shared
+# argument helpers (cli loads the commands with importlib, so this is no import cycle at load time).
+COMMANDS_MAY_IMPORT = {"commands", "status", "bench", "embedded", "cli"}
+
+QUEUE_CORE = {"queue", "insert", "job_row", "retry", "completer", "unique"}
+
+# One owner each (STYLE "One owner each"). Exceptions are named and explained.
+SENTRY_OWNERS = {"alerts"}
+ENVIRON_OWNERS = {
+    "config",
+    # bench starts a supervisor under test and copies the environment only to drop DATABASE_URL and
+    # SENTRY_DSN from it (the child must use the bench's scratch config): it reads no setting.
+    "bench",
+}
+PRINT_OWNERS = {
+    "cli",
+    "commands",
+    "bench",
+    # config's ``if __name__ == "__main__"`` block prints the settings reference (docs/configuration.md);
+    # importing config prints nothing.
+    "config",
+}
+
+
+@dataclass
+class Module:
+    name: str
+    path: Path
+    internal: set[str] = field(default_factory=set)  # river_supervisor modules imported
+    external: set[str] = field(default_factory=set)  # top-level names of other packages imported
+    environ: list[int] = field(default_factory=list)  # lines reading os.environ / os.getenv
+    prints: list[int] = field(default_factory=list)  # lines calling print()
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts) or ROOT
+
+
+@cache
+def modules() -> dict[str, Module]:
+    found = {_module_name(path): Module(_module_name(path), path) for path in sorted(PACKAGE.rglob("*.py"))}
+    for module in found.values():
+        _scan(module, set(found))
+    return found
+
+
+def _resolve(parts: list[str], known: set[str]) -> str:
+    """The internal module a dotted path inside the package names (an attribute resolves to its module)."""
+    while parts:
+        if ".".join(parts) in known:
+            return ".".join(parts)
+        parts = parts[:-1]
+    return ROOT
+
+
+def _scan(module: Module, known: set[str]) -> None:
+    is_package = module.path.name == "__init__.py"
+    own = [] if module.name == ROOT else module.name.split(".")
+    package = own if is_package else own[:-1]
+    tree = ast.parse(module.path.read_text(encoding="utf-8"), str(module.path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                _add_absolute(module, alias.name.split("."), [], known)
+        elif isinstance(node, ast.ImportFrom):
+            names = [alias.name for alias in node.names]
+            if node.level:
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+                target = base + (node.module.split(".") if node.module else [])
+                for name in names:
+                    module.internal.add(_resolve([*target, name], known))
+            else:
+                _add_absolute(module, (node.module or "").split("."), names, known)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+            module.prints.append(node.lineno)
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr in {"environ", "getenv", "environb", "getenvb"}
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ):
+            module.environ.append(node.lineno)
+    for node in ast.walk(tree):  # ``from os import environ, getenv``
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and {a.name for a in node.names} & {"environ", "getenv", "environb", "getenvb"}
+        ):
+            module.environ.append(node.lineno)
+    module.internal.discard(module.name)
+
+
+def _add_absolute(module: Module, parts: list[str], names: list[str], known: set[str]) -> None:
+    if parts[0] != "river_supervisor":
+        module.external.add(parts[0])
+        return
+    for name in names or [""]:
+        module.internal.add(_resolve([*parts[1:], *([name] if name else [])], known))
+
+
+def layer_of(name: str) -> int:
+    key = "commands" if name.split(".")[0] == "commands" else name
+    for layer, members in LAYERS.items():
+        if key in members:
+            return layer
+    raise KeyError(name)
+
+
+def _owner(name: str) -> str:
+    return "commands" if name.split(".")[0] == "commands" else name
+
+
+def test_the_scan_sees_the_package() -> None:
+    found = modules()
+    assert {"errors", "worker", "supervisor", "commands.run", "sql", ROOT} <= set(found)
+    assert {"worker", "alerts", "db", "queue"} <= found["supervisor"].internal
+    assert {"config", "db", "schema"} <= found["commands.migrate"].internal  # ``from .. import x as y``
+    assert "psycopg" in found["db"].external
+    assert ROOT in found["cli"].internal  # ``from . import __version__``
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = []
+    for name in modules():
+        try:
+            layer_of(name)
+        except KeyError:
+            unplaced.append(name)
+    assert not unplaced, f"place these modules in LAYERS (STYLE.md 'Who may import whom'): {unplaced}"
+
+
+def test_every_listed_module_exists() -> None:
+    names = {_owner(name) for name in modules()}
+    listed = set().union(*LAYERS.values())
+    assert listed <= names, f"LAYERS lists modules that no longer exist: {sorted(listed - names)}"
+    stale = {f"{a} -> {b}" for a, bs in SAME_LAYER.items() for b in bs if b not in names or a not in names}
+    assert not stale, f"SAME_LAYER lists modules that no longer exist: {sorted(stale)}"
+
+
+def test_imports_go_down_the_layers() -> None:
+    wrong = []
+    for module in modules().values():
+        mine = layer_of(module.name)
+        for target in sorted(module.internal):
+            theirs = layer_of(target)
+            if theirs < mine:
+                continue
+            if theirs == mine:
+                if _owner(target) in SAME_LAYER.get(module.name, set()):
+                    continue
+                if _owner(module.name) == "commands" and _owner(target) in COMMANDS_MAY_IMPORT:
+                    continue
+                if mine == 2 and target == DB_SEAM:
+                    continue
+            wrong.append(f"{module.name} (layer {mine}) imports {target} (layer {theirs})")
+    assert not wrong, "imports must go down the layers:\n" + "\n".join(wrong)
+
+
+def test_same_layer_edges_are_all_used() -> None:
+    """An allowance nobody needs any more is removed, so the list stays an honest record."""
+    found = modules()
+    unused = [f"{a} -> {b}" for a, bs in SAME_LAYER.items() for b in sorted(bs) if b not in found[a].internal]
+    assert not unused, f"drop these SAME_LAYER entries: {unused}"
+
+
+def test_layer_one_imports_neither_psycopg_nor_sentry() -> None:
+    heavy = {"psycopg", "sentry_sdk", "stevedore", "multiprocess"}
+    wrong = {m.name: sorted(m.external & heavy) for m in modules().values() if layer_of(m.name) == 1}
+    assert not {k: v for k, v in wrong.items() if v}
+
+
+def test_only_alerts_imports_sentry_sdk() -> None:
+    users = {m.name for m in modules().values() if "sentry_sdk" in m.external}
+    assert users <= SENTRY_OWNERS, f"only alerts imports sentry_sdk, also: {sorted(users - SENTRY_OWNERS)}"
+
+
+def test_only_config_reads_the_environment() -> None:
+    found = modules().values()
+    wrong = {m.name: m.environ for m in found if m.environ and _owner(m.name) not in ENVIRON_OWNERS}
+    assert not wrong, f"only config reads os.environ (module: lines): {wrong}"
+
+
+def test_only_the_cli_prints() -> None:
+    wrong = {m.name: m.prints for m in modules().values() if m.prints and _owner(m.name) not in PRINT_OWNERS}
+    assert not wrong, f"only cli, commands and bench print (module: lines): {wrong}"
+
+
+def test_config_prints_only_under_its_main_guard() -> None:
+    """The named exception above: config's print() is in ``if __name__ == "__main__":`` and nowhere else."""
+    tree = ast.parse((PACKAGE / "config.py").read_text(encoding="utf-8"))
+    guarded = {
+        call.lineno
+        for node in tree.body
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+        for call in ast.walk(node)
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"
+    }
+    assert modules()["config"].prints == sorted(guarded)
+
+
+@pytest.mark.parametrize("core", sorted(QUEUE_CORE))
+def test_the_queue_core_raises_and_does_not_report(core: str) -> None:
+    banned = {"cli", "supervisor", "alerts", "leadership"}
+    assert not {_owner(t) for t in modules()[core].internal} & banned
+
+
+def test_workers_never_touch_leadership() -> None:
+    banned = {"leadership", "periodic", "maintenance", "supervisor", "duties"}
+    assert not {_owner(t) for t in modules()["worker"].internal} & banned
+
+
+def test_benchjobs_is_a_plugin() -> None:
+    """benchjobs is loaded through its entry point like any plugin: it uses the plugin API only."""
+    assert modules()["benchjobs"].internal <= {ROOT, "plugins"}
+    assert not modules()["benchjobs"].external & {"psycopg", "sentry_sdk"}
+
+
+def _run(code: str) -> str:
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_importing_the_package_and_layer_one_is_cheap() -> None:
+    pure = sorted(name for name in LAYERS[1] if name != ROOT)
+    code = (
+        "import sys, json, importlib\n"
+        "import river_supervisor\n"
+        "heavy = {'psycopg', 'sentry_sdk', 'stevedore', 'multiprocess'}\n"
+        "loaded = lambda: sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
+        "after_package = loaded()\n"
+        f"for name in {pure!r}:\n"
+        "    importlib.import_module('river_supervisor.' + name)\n"
+        "print(json.dumps([after_package, loaded()]))\n"
+    )
+    after_package, after_layer_one = json.loads(_run(code))
+    assert after_package == []
+    assert after_layer_one == []
+
+
+def test_importing_worker_has_no_side_effects() -> None:
+    """The forkserver preloads ``worker``: importing it starts no thread and opens no connection."""
+    code = (
+        "import json, socket, threading\n"
+        "import psycopg\n"
+        "opened = []\n"
+        "def refuse(*args, **kwargs):\n"
+        "    opened.append(repr(args)[:80])\n"
+        "    raise RuntimeError('connection at import time')\n"
+        "psycopg.connect = refuse\n"
+        "psycopg.Connection.connect = classmethod(refuse)\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "before = threading.active_count()\n"
+        "import river_supervisor.worker\n"
+        "print(json.dumps([before, threading.active_count(), opened]))\n"
+    )
+    before, after, opened = json.loads(_run(code))
+    assert after == before
+    assert opened == []
