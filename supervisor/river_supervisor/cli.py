@@ -39,18 +39,26 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
-    parser.add_argument("--database-url", metavar="URL", help="PostgreSQL URL (env DATABASE_URL)")
-    parser.add_argument("--sentry-dsn", metavar="DSN", help="Sentry DSN (env SENTRY_DSN)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser.add_argument(
+def add_common_arguments(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    """The options every command takes. ``nested``: a sub-command's copy (``jobs list --config``),
+    which leaves the command's value alone unless given (argparse would reset it to the default)."""
+
+    def option(*names: str, **kwargs: object) -> None:
+        if nested:
+            kwargs["default"] = argparse.SUPPRESS
+        parser.add_argument(*names, **kwargs)  # type: ignore[arg-type]
+
+    option("--config", metavar="PATH", help="configuration file (TOML)")
+    option("--database-url", metavar="URL", help="PostgreSQL URL (env DATABASE_URL)")
+    option("--sentry-dsn", metavar="DSN", help="Sentry DSN (env SENTRY_DSN)")
+    option("--debug", action="store_true", help="show tracebacks and debug logs")
+    option(
         "--log-level",
         default=None,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log level (default INFO, DEBUG with --debug)",
     )
-    parser.add_argument("--log-format", default="text", choices=["text", "json"], help="log line format")
+    option("--log-format", default="text", choices=["text", "json"], help="log line format")
 
 
 def build_parser() -> argparse.ArgumentParser:

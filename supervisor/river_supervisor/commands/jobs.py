@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import config as config_mod
 from .. import db, queue
+from ..cli import add_common_arguments
 from .migrate import database_url_or_fail
 
 
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action.add_argument("job_id", type=int, metavar="ID")
     for action in actions.choices.values():
         action.add_argument("--json", action="store_true", help="print JSON")
+        add_common_arguments(action, nested=True)
 
 
 def _time(value: datetime | None) -> str:
