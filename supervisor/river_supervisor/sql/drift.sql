@@ -29,10 +29,3 @@ SELECT node, node_id, fingerprint, manifest, last_seen
    AND stopped_at IS NULL
    AND last_seen > now() - make_interval(secs => %(stale_after)s)
  ORDER BY node, node_id;
-
--- name: drift_list
--- Read-only: drifts recorded for the cluster, open ones first (status, check).
-SELECT digest, detail, first_seen, last_seen, resolved_at
-  FROM river_supervisor_drift
- WHERE cluster = %(cluster)s
- ORDER BY resolved_at IS NOT NULL, last_seen DESC;
