@@ -64,6 +64,7 @@ def render(doc: dict[str, Any]) -> str:
     workers = ", ".join(f"{mb:.1f}" for mb in memory["workers"] if mb is not None) or "-"
     parent = "-" if memory["parent"] is None else f"{memory['parent']:.1f}"
     machine = doc["machine"]
+    load = machine["load_average"]
     rows = [
         ("insert (COPY)", f"{doc['insert_jobs_per_second']:,}", "jobs/s", TARGETS["insert"]),
         ("work (end to end)", f"{doc['work_jobs_per_second']:,}", "jobs/s", TARGETS["work"]),
@@ -79,7 +80,8 @@ def render(doc: dict[str, Any]) -> str:
     lines = [
         f"river-supervisor bench: {doc['jobs']:,} jobs, {doc['processes']} processes"
         f" x {doc['concurrency']} concurrency, {doc['latency_samples']} latency samples",
-        f"machine: {machine['cpus']} CPUs, Python {machine['python']}, PostgreSQL {machine['postgres']}",
+        f"machine: {machine['cpus']} CPUs, Python {machine['python']}, PostgreSQL {machine['postgres']},"
+        f" load average {load['before']:.2f} before, {load['after']:.2f} after",
         "",
     ]
     for name, value, unit, target in rows:
