@@ -115,6 +115,7 @@ class PeriodicEntry:
 class Config:
     path: str | None = None
     database_url: str | None = None
+    embedded_dir: str | None = None  # None: embedded.data_dir()'s per-user default
     cluster: str = "default"
     node: str = field(default_factory=socket.gethostname)
     processes: int = field(default_factory=_cpu_count)
@@ -383,6 +384,10 @@ _S = Setting
 SETTINGS: tuple[Setting, ...] = (
     _S("", "database_url", _database_url(), None, "PostgreSQL to use; unset: `run` starts an embedded one",
        env="DATABASE_URL", flag="database_url"),
+    _S("", "embedded_dir", _string(), None,
+       "data directory of the embedded PostgreSQL used while `database_url` is unset",
+       default_doc="`~/.local/share/river-supervisor/embedded`; as root `/var/lib/river-supervisor/embedded`",
+       env="RIVER_SUPERVISOR_EMBEDDED_DIR"),
     _S("", "cluster", _string(), "default", "leadership namespace: one leader per cluster",
        flag="cluster"),
     _S("", "node", _string(), socket.gethostname, "this host's name in leadership, status and Sentry",
