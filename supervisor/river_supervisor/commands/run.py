@@ -16,9 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config, flags=config_mod.flag_values(args))
+    log_level = args.log_level or ("DEBUG" if args.debug else "INFO")
     if not cfg.database_url:
         from .. import embedded
 
-        cfg = embedded.with_embedded_database(cfg)
-    log_level = args.log_level or ("DEBUG" if args.debug else "INFO")
+        with embedded.for_run(cfg) as cfg:  # stops the embedded server on the way out
+            return Supervisor(cfg, log_level=log_level, log_format=args.log_format).run()
     return Supervisor(cfg, log_level=log_level, log_format=args.log_format).run()
