@@ -24,11 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import config, status
+    from .. import config, embedded, status
     from ..discovery import discover
     from ..manifest import local_manifest
 
     cfg = config.load(args.config, flags=config.flag_values(args))
+    if not args.offline and not cfg.database_url and embedded.exists(cfg):
+        cfg = embedded.with_database(cfg)
     plugin_set = discover(cfg.plugins)
     local = local_manifest(cfg, plugin_set, tolerant=True)
     if args.offline:

@@ -7,7 +7,6 @@ import json
 
 from .. import config as config_mod
 from .. import db, schema
-from ..errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,9 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def database_url_or_fail(cfg: config_mod.Config) -> str:
-    if not cfg.database_url:
-        raise UsageError("no database configured: set database_url, DATABASE_URL or --database-url")
-    return cfg.database_url
+    """The configured database, else the embedded one if it exists (see ``embedded``), else UsageError."""
+    if cfg.database_url:
+        return cfg.database_url
+    from .. import embedded
+
+    return embedded.database_url_or_embedded(cfg)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,11 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import config, status
+    from .. import config, embedded, status
     from ..discovery import discover
     from ..manifest import local_manifest
 
-    cfg = config.load(args.config, flags=config.flag_values(args))
+    cfg = embedded.with_database(config.load(args.config, flags=config.flag_values(args)))
     conn = status.open_database(cfg, "river-supervisor status")
     with conn:
         local = local_manifest(cfg, discover(cfg.plugins), tolerant=True)
