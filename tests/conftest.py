@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -10,6 +13,12 @@ import pytest
 from tests.harness import database
 from tests.harness.fixtures import sentry_ingest  # noqa: F401  (registers the fixture)
 from tests.harness.supervisors import supervisors  # noqa: F401  (registers the fixture)
+
+# Commands run without a database configured use the embedded PostgreSQL if its data directory exists
+# (river_supervisor.embedded): keep every test, and the CLIs they start, away from this machine's one.
+os.environ["RIVER_SUPERVISOR_EMBEDDED_DIR"] = str(
+    Path(tempfile.gettempdir()) / f"river-supervisor-tests-{os.getpid()}" / "no-embedded"
+)
 
 
 @pytest.fixture(scope="session")
