@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -92,6 +93,10 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config, flags={"database_url": args.database_url})
     url = database_url_or_fail(cfg)
@@ -109,6 +114,14 @@ def run(args: argparse.Namespace) -> int:
         if not args.json and sys.stderr.isatty():
             sys.stderr.write(f"bench: {message}\n")
 
-    doc = bench.run(url, options, progress).to_json()
+    # SIGTERM ends the bench as Ctrl-C does: its supervisor is stopped and the scratch schema dropped.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        doc = bench.run(url, options, progress).to_json()
+    except KeyboardInterrupt:
+        sys.stderr.write("bench: interrupted; its supervisor is stopped and its scratch schema dropped\n")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(json.dumps(doc) if args.json else render(doc))
     return 0
