@@ -67,6 +67,7 @@ OVERLAP_POLICIES = ("allow", "skip")
 PRIORITY_MIN, PRIORITY_MAX = 1, 4  # River's priorities
 
 Handler = Callable[["Job"], Any]
+_CANCEL_LOCK = threading.Lock()
 
 
 class DeclarationError(ValueError):
@@ -118,7 +119,8 @@ class Job:
     tags: tuple[str, ...] = ()
     priority: int = 1
     context: JobContext = field(default_factory=JobContext)
-    _cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    # Created on first use (a cancel request, or a handler that asks): most jobs never need one.
+    _cancel: threading.Event | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_row(cls, row: Any, *, context: JobContext | None = None) -> Job:
@@ -141,15 +143,26 @@ class Job:
 
     def cancel_requested(self) -> bool:
         """True once the worker has received a cancel request for this job."""
-        return self._cancel.is_set()
+        event = self._cancel
+        return event is not None and event.is_set()
 
     def wait_for_cancel(self, timeout: float | None = None) -> bool:
         """Sleep up to ``timeout`` seconds, waking early on a cancel request; True if cancelled."""
-        return self._cancel.wait(timeout)
+        return self._cancel_event().wait(timeout)
 
     def request_cancel(self) -> None:
         """Called by the worker (from another thread) when a remote cancel arrives."""
-        self._cancel.set()
+        self._cancel_event().set()
+
+    def _cancel_event(self) -> threading.Event:
+        event = self._cancel
+        if event is None:
+            with _CANCEL_LOCK:  # the worker's request and the handler's wait may race to create it
+                event = self._cancel
+                if event is None:
+                    event = threading.Event()
+                    object.__setattr__(self, "_cancel", event)  # frozen: set once, like a cache
+        return event
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from . import db
 from .completer import Completer
 from .errors import JobNotFound, RiverSupervisorError, UsageError
 from .insert import InsertResult, JobSpec, insert, insert_many, insert_many_copy
-from .job_row import JobRow, run_all
+from .job_row import JobRow, run_all, schema_guard
 from .retry import (
     Cancelled,
     Completed,
@@ -57,6 +58,7 @@ __all__ = [
     "channel",
     "clean",
     "fetch",
+    "fetch_for_work",
     "format_time",
     "get",
     "insert",
@@ -107,6 +109,37 @@ def fetch(conn: psycopg.Connection[Any], queue: str, limit: int, worker_id: str)
         return []
     rows = run_all(conn, "job_fetch", {"queue": queue, "limit": limit, "worker_id": worker_id})
     return [JobRow.from_row(r) for r in rows]
+
+
+# Columns of ``fetch_for_work`` rows, in order. args and metadata are JSON text.
+WORK_COLUMNS = (
+    "id",
+    "kind",
+    "args",
+    "queue",
+    "priority",
+    "attempt",
+    "max_attempts",
+    "metadata",
+    "scheduled_at",
+    "tags",
+    "errors_count",
+)
+
+
+def fetch_for_work(
+    conn: psycopg.Connection[Any], queue: str, limit: int, worker_id: str
+) -> list[tuple[Any, ...]]:
+    """``fetch`` for a worker: the same jobs, as plain tuples of ``WORK_COLUMNS`` (cheap to decode)."""
+    if limit <= 0:
+        return []
+    params = {"queue": queue, "limit": limit, "worker_id": worker_id}
+    try:
+        with conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(db.query("job_fetch_for_work"), params)
+            return cur.fetchall()
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedObject) as exc:
+        raise schema_guard(exc) from exc  # type: ignore[arg-type]
 
 
 # --- maintenance (called by the leader's services) -----------------------------------------------

@@ -1,8 +1,9 @@
 """What happens to a job after its worker ran it: outcomes, River's retry backoff, attempt errors.
 
-Outcomes are recorded in batches, one statement per batch (``job_set_state_if_running_many``),
-and only on rows that are still ``running``, as River's ``JobSetStateIfRunningMany`` does: a job
-that an operator or the rescuer already moved on is left alone. A job with a pending remote cancel
+Outcomes are recorded in batches, one statement per batch (``job_set_state_if_running_many``;
+``job_set_complete_if_running_many`` for plain completions), and only on rows that are still
+``running``, as River's ``JobSetStateIfRunningMany`` does: a job that an operator or the rescuer
+already moved on is left alone. A job with a pending remote cancel
 (``metadata.cancel_attempted_at``) that would run again is cancelled instead.
 """
 
@@ -135,17 +136,48 @@ def _plan(outcome: Outcome | _Lost, now: datetime) -> tuple[Any, ...]:
 _COLUMNS = ("id", "state", "attempt_delta", "error", "finalize", "scheduled_at", "snooze", "rescue")
 
 
+def _id_array(ids: Sequence[int]) -> str:
+    """A ``bigint[]`` literal: far cheaper to send than a list dumped element by element."""
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
 def record_outcomes(
     conn: psycopg.Connection[Any], outcomes: Sequence[Outcome | _Lost], now: datetime | None = None
 ) -> int:
-    """Write a batch of outcomes in one statement; return how many jobs changed (still running)."""
+    """Write a batch of outcomes; return how many jobs changed (still running).
+
+    Plain completions (most of any batch) go through ``job_set_complete_if_running_many``, one id
+    array; any other outcome through ``job_set_state_if_running_many``. A batch with both sends the
+    two statements in one transaction and one round trip (a pipeline).
+    """
     if not outcomes:
         return 0
+    completed = [outcome.job_id for outcome in outcomes if type(outcome) is Completed]
+    if len(completed) == len(outcomes):
+        return db.execute(conn, "job_set_complete_if_running_many", {"id": _id_array(completed), "now": now})
+    if not completed:
+        return _record_states(conn, outcomes, now)
+    others = [outcome for outcome in outcomes if type(outcome) is not Completed]
+    with conn.pipeline(), conn.transaction(), conn.cursor() as complete, conn.cursor() as general:
+        complete.execute(
+            db.query("job_set_complete_if_running_many"), {"id": _id_array(completed), "now": now}
+        )
+        general.execute(db.query("job_set_state_if_running_many"), _state_params(others, now))
+    return complete.rowcount + general.rowcount
+
+
+def _state_params(outcomes: Sequence[Outcome | _Lost], now: datetime | None) -> dict[str, Any]:
     moment = now or datetime.now(UTC)
     plans = [_plan(outcome, moment) for outcome in outcomes]
     params: dict[str, Any] = {name: [plan[i] for plan in plans] for i, name in enumerate(_COLUMNS)}
     params["now"] = now
-    return db.execute(conn, "job_set_state_if_running_many", params)
+    return params
+
+
+def _record_states(
+    conn: psycopg.Connection[Any], outcomes: Sequence[Outcome | _Lost], now: datetime | None
+) -> int:
+    return db.execute(conn, "job_set_state_if_running_many", _state_params(outcomes, now))
 
 
 def _lose(

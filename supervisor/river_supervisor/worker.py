@@ -10,10 +10,11 @@ signal and re-checks the parent, names the process, resets signal handlers, open
 client and database connections (nothing crosses the fork), loads the plugins (already imported
 by the forkserver preload, so this is cheap), then loops:
 
-    wait (insert notification | a slot freed | poll interval | parent message)
+    wait (insert notification | half a queue's slots free, or all | poll interval | parent message)
     -> fetch as many jobs as there are free slots, per queue, in one statement each
     -> tell the parent which jobs it now holds (so it can enforce timeouts and record a crash)
-    -> run each in a thread -> outcome to the completer -> batched write -> tell the parent.
+    -> hand them to the job threads (one per slot, started at boot, fed by one SimpleQueue)
+    -> outcome to the completer -> batched write -> tell the parent.
 
 This module is preloaded by the forkserver: importing it has no side effects.
 """
@@ -25,6 +26,7 @@ import ctypes
 import json
 import logging
 import os
+import queue as queue_module
 import select
 import signal
 import sys
@@ -32,7 +34,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,35 +128,38 @@ def _error_text(exc: BaseException) -> str:
 
 
 def execute(
-    row: queue.JobRow, handler: Callable[[plugins.Job], Any] | None, job: plugins.Job
+    job: plugins.Job, handler: Callable[[plugins.Job], Any] | None, errors_count: int = 0
 ) -> tuple[Any, BaseException | None]:
-    """Run one handler; return its queue outcome and the exception if it failed (never raises)."""
+    """Run one handler; return its queue outcome and the exception if it failed (never raises).
+
+    ``errors_count`` is the number of errors already on the job's row (the retry backoff grows with it).
+    """
     if handler is None:
         failed = queue.Failed(
-            job_id=row.id,
-            attempt=row.attempt,
-            max_attempts=row.max_attempts,
-            error=f"job kind {row.kind!r} is not registered by any plugin on this host",
-            errors_count=len(row.errors),
+            job_id=job.id,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            error=f"job kind {job.kind!r} is not registered by any plugin on this host",
+            errors_count=errors_count,
         )
         return failed, None
     try:
         plugins.call_handler(handler, job)
     except plugins.JobSnooze as exc:
-        return queue.Snoozed(job_id=row.id, seconds=float(exc.seconds)), None
+        return queue.Snoozed(job_id=job.id, seconds=float(exc.seconds)), None
     except plugins.JobCancel as exc:
-        return queue.Cancelled(job_id=row.id, attempt=row.attempt, error=_error_text(exc)), None
+        return queue.Cancelled(job_id=job.id, attempt=job.attempt, error=_error_text(exc)), None
     except BaseException as exc:  # any failure of user code ends in the job row
         failed = queue.Failed(
-            job_id=row.id,
-            attempt=row.attempt,
-            max_attempts=row.max_attempts,
+            job_id=job.id,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
             error=_error_text(exc),
             trace=traceback.format_exc(),
-            errors_count=len(row.errors),
+            errors_count=errors_count,
         )
         return failed, exc
-    return queue.Completed(job_id=row.id), None
+    return queue.Completed(job_id=job.id), None
 
 
 # --- the worker --------------------------------------------------------------------------------
@@ -175,10 +179,20 @@ class Worker:
         self._running: dict[str, int] = {name: 0 for name, _ in spec.queues}
         self._held: dict[int, plugins.Job] = {}
         self._limits = dict(spec.queues)
+        # A freed slot wakes the main loop only when the queue's free slots reach this many (half
+        # its share), or when the queue goes idle: one fetch and one wake-up per batch, not per job.
+        # Notifications and the poll still fetch into any free slot at once.
+        self._wake_at = {name: max(1, limit // 2) for name, limit in spec.queues}
         self.handlers: Mapping[str, Any] = {}
         self.conn: Any = None
         self.completer: Any = None
-        self.pool: ThreadPoolExecutor | None = None
+        # Jobs to run, taken by the job threads (as many as the shares add up to, started at boot).
+        self._jobs: queue_module.SimpleQueue[tuple[plugins.Job, int]] = queue_module.SimpleQueue()
+        self._timeouts: dict[str, float | None] = {}  # per kind, for the parent's "fetched" message
+        self._context = plugins.JobContext(  # one for all jobs: it is frozen
+            database_url=spec.database_url, node=spec.node, cluster=spec.cluster, worker_id=spec.worker_id
+        )
+        self.job_threads: list[threading.Thread] = []
         self._os_parent = os.getppid()
         self._monitors = {pid: (slug, cfg) for pid, slug, cfg in spec.monitors}
 
@@ -204,7 +218,10 @@ class Worker:
         self.completer = queue.Completer(self.spec.database_url, on_flushed=self._on_flushed)
         self.completer.start()
         total = sum(limit for _, limit in self.spec.queues) or 1
-        self.pool = ThreadPoolExecutor(max_workers=total, thread_name_prefix="job")
+        for number in range(total):
+            thread = threading.Thread(target=self._job_thread, name=f"job_{number}", daemon=True)
+            thread.start()
+            self.job_threads.append(thread)
 
     def _on_flushed(self, job_ids: list[int]) -> None:
         with self._lock:
@@ -290,49 +307,103 @@ class Worker:
                 free = limit - self._running[name]
             if free <= 0:
                 continue
-            rows = queue.fetch(self.conn, name, free, self.spec.worker_id)
+            rows = queue.fetch_for_work(self.conn, name, free, self.spec.worker_id)
             if not rows:
                 continue
-            jobs = [(row, self._make_job(row)) for row in rows]
+            jobs = self._make_jobs(rows)
             with self._lock:
-                self._running[name] += len(rows)
-                for row, job in jobs:
-                    self._held[row.id] = job
-            self.send("fetched", [(row.id, self._timeout_for(row)) for row in rows])
-            for row, job in jobs:
-                assert self.pool is not None
-                self.pool.submit(self._run_one, row, job)
+                self._running[name] += len(jobs)
+                held = self._held
+                for job, _ in jobs:
+                    held[job.id] = job
+            timeouts = self._timeouts
+            timeout_for = self._timeout_for
+            self.send(
+                "fetched",
+                [
+                    (job.id, timeouts[job.kind] if job.kind in timeouts else timeout_for(job.kind))
+                    for job, _ in jobs
+                ],
+            )
+            put = self._jobs.put
+            for item in jobs:
+                put(item)
 
-    def _timeout_for(self, row: queue.JobRow) -> float | None:
-        entry = self.handlers.get(row.kind)
-        return _job_timeout(entry.options if entry else None, self.spec.job_timeout)
+    def _timeout_for(self, kind: str) -> float | None:
+        entry = self.handlers.get(kind)
+        timeout = self._timeouts[kind] = _job_timeout(entry.options if entry else None, self.spec.job_timeout)
+        return timeout
 
-    def _make_job(self, row: queue.JobRow) -> plugins.Job:
-        return plugins.Job.from_row(
-            row,
-            context=plugins.JobContext(
-                database_url=self.spec.database_url,
-                node=self.spec.node,
-                cluster=self.spec.cluster,
-                worker_id=self.spec.worker_id,
-            ),
+    def _make_jobs(self, rows: list[tuple[Any, ...]]) -> list[tuple[plugins.Job, int]]:
+        """``(Job, errors already on the row)`` from ``queue.fetch_for_work`` rows."""
+        job = plugins.Job
+        loads = json.loads
+        context = self._context
+        return [
+            (
+                job(
+                    id=job_id,
+                    kind=kind,
+                    args=loads(args) if args is not None else {},
+                    attempt=attempt,
+                    max_attempts=max_attempts,
+                    queue=queue_name,
+                    metadata=loads(metadata) if metadata is not None and metadata != "{}" else {},
+                    scheduled_at=scheduled_at,
+                    tags=tuple(tags) if tags else (),
+                    priority=priority,
+                    context=context,
+                ),
+                errors_count,
+            )
+            for (
+                job_id,
+                kind,
+                args,
+                queue_name,
+                priority,
+                attempt,
+                max_attempts,
+                metadata,
+                scheduled_at,
+                tags,
+                errors_count,
+            ) in rows
+        ]
+
+    def _job_thread(self) -> None:
+        """One job thread: run jobs as they come, one at a time, until the process exits."""
+        get = self._jobs.get
+        while True:
+            job, errors_count = get()
+            try:
+                self._run_one(job, errors_count)
+            except Exception:  # the thread lives on; after SIGTERM the completer is closed, say nothing
+                if not self.signals.terminate:
+                    log.exception(
+                        "job %d: recording its outcome failed", job.id, extra={"event": "worker.job_failed"}
+                    )
+
+    def _run_one(self, job: plugins.Job, errors_count: int) -> None:
+        entry = self.handlers.get(job.kind)
+        monitor = (
+            self._monitors.get(str(job.metadata.get("river:periodic_job_id"))) if self._monitors else None
         )
-
-    def _run_one(self, row: queue.JobRow, job: plugins.Job) -> None:
-        entry = self.handlers.get(row.kind)
-        monitor = self._monitors.get(str(job.metadata.get("river:periodic_job_id")))
         started = time.monotonic()
         check_in = alerts.checkin(monitor[0], "in_progress", monitor[1]) if monitor else None
-        outcome, exc = execute(row, entry.handler if entry else None, job)
+        outcome, exc = execute(job, entry.handler if entry else None, errors_count)
         if exc is not None:
             alerts.job_error(job, exc)
         if monitor and not isinstance(outcome, queue.Snoozed):
             status = "ok" if isinstance(outcome, queue.Completed) else "error"
             alerts.checkin(monitor[0], status, monitor[1], check_in, time.monotonic() - started)
         self.completer.submit(outcome)
+        name = job.queue
         with self._lock:
-            self._running[row.queue] -= 1
-        self.wake()
+            running = self._running[name] - 1
+            self._running[name] = running
+        if running == 0 or self._limits[name] - running == self._wake_at[name]:
+            self.wake()
 
     # leaving
     def _parent_alive(self) -> bool:

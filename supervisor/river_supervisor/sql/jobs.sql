@@ -86,6 +86,39 @@ SELECT updated.*, updated.unique_states::integer AS unique_states_int
   FROM updated
  ORDER BY priority, scheduled_at, id;
 
+-- name: job_fetch_for_work
+-- job_fetch for a worker: the same rows and locks, but only the columns a handler's Job needs, JSON
+-- as text (decoded once in Python) and the number of errors instead of the errors themselves.
+WITH locked AS (
+    SELECT id
+      FROM river_job
+     WHERE state = 'available'
+       AND queue = %(queue)s
+       AND scheduled_at <= now()
+     ORDER BY priority, scheduled_at, id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+),
+updated AS (
+    UPDATE river_job
+       SET state = 'running',
+           attempt = river_job.attempt + 1,
+           attempted_at = now(),
+           attempted_by = CASE
+               WHEN cardinality(river_job.attempted_by) >= 100
+                   THEN (river_job.attempted_by || %(worker_id)s::text)[cardinality(river_job.attempted_by) - 98:]
+               ELSE array_append(river_job.attempted_by, %(worker_id)s::text) END
+      FROM locked
+     WHERE river_job.id = locked.id
+    RETURNING river_job.id, river_job.kind, river_job.args, river_job.queue, river_job.priority,
+              river_job.attempt, river_job.max_attempts, river_job.metadata, river_job.scheduled_at,
+              river_job.tags, river_job.errors
+)
+SELECT id, kind, args::text, queue, priority, attempt, max_attempts, metadata::text, scheduled_at, tags,
+       coalesce(cardinality(errors), 0)
+  FROM updated
+ ORDER BY priority, scheduled_at, id;
+
 -- name: job_set_state_if_running_many
 -- River's JobSetStateIfRunningMany: record worker outcomes, changing only rows still running.
 -- A job whose cancel was attempted (metadata cancel_attempted_at) and that would run again
@@ -141,6 +174,16 @@ UPDATE river_job
  WHERE river_job.id = decided.id
    AND river_job.state = 'running'
 RETURNING river_job.id;
+
+-- name: job_set_complete_if_running_many
+-- River's JobSetCompleteIfRunningMany: the common batch where every job completed. The same change
+-- as job_set_state_if_running_many for state 'completed' (finalized_at set, nothing else touched),
+-- from one id array (a '{1,2,...}' literal). Row locks: the updated rows.
+UPDATE river_job
+   SET state = 'completed',
+       finalized_at = coalesce(%(now)s::timestamptz, now())
+ WHERE id = ANY(%(id)s::bigint[])
+   AND state = 'running';
 
 -- name: job_select_running
 -- Jobs still running among %(ids)s, locked so the outcome written next is decided on this version.
