@@ -178,12 +178,14 @@ RETURNING river_job.id;
 -- name: job_set_complete_if_running_many
 -- River's JobSetCompleteIfRunningMany: the common batch where every job completed. The same change
 -- as job_set_state_if_running_many for state 'completed' (finalized_at set, nothing else touched),
--- from one id array (a '{1,2,...}' literal). Row locks: the updated rows.
+-- from one id array (a '{1,2,...}' literal). A join on unnest(), not id = ANY(...): that one may be
+-- planned as a scan of every 'running' index entry, dead ones included. Row locks: the updated rows.
 UPDATE river_job
    SET state = 'completed',
        finalized_at = coalesce(%(now)s::timestamptz, now())
- WHERE id = ANY(%(id)s::bigint[])
-   AND state = 'running';
+  FROM unnest(%(id)s::bigint[]) AS input(id)
+ WHERE river_job.id = input.id
+   AND river_job.state = 'running';
 
 -- name: job_select_running
 -- Jobs still running among %(ids)s, locked so the outcome written next is decided on this version.
