@@ -2,7 +2,7 @@
 # Install river-supervisor, its first-party plugins and the test tools into the active Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q -e '.[test]'
+python -m pip install -q -e '.[test,embedded]'
 for plugin in plugins/*/; do
   [ -f "$plugin/pyproject.toml" ] && python -m pip install -q -e "$plugin"
 done

@@ -17,6 +17,7 @@ CRASH_LOOP_WINDOW = 60.0  # ... within this many seconds stop the restarts of a 
 RESTART_BACKOFF_BASE = 0.5
 RESTART_BACKOFF_MAX = 30.0
 KILL_AFTER = 2.0  # SIGTERM, then SIGKILL this long after
+SILENT_AFTER = 30.0  # a worker not heard from for this long (heartbeats every 2 s) is hung
 
 
 @dataclass(slots=True)
@@ -44,6 +45,7 @@ class WorkerHandle:
     killed: bool = False
     stop_sent: bool = False
     boot_error: str | None = None
+    fault: str | None = None  # why the parent stopped it as faulty (its jobs get this error)
 
     def take_fetched(self, jobs: list[tuple[int, float | None]], now: float) -> None:
         for job_id, timeout in jobs:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import re
 import signal
 import time
@@ -31,7 +32,7 @@ import multiprocess.connection
 import psycopg
 
 from . import alerts, db, discovery, manifest, queue, schema, worker
-from .children import KILL_AFTER, ExitReport, RestartPolicy, WorkerHandle, classify_exit
+from .children import KILL_AFTER, SILENT_AFTER, ExitReport, RestartPolicy, WorkerHandle, classify_exit
 from .config import Config
 from .duties import Duties
 from .errors import DatabaseUnavailable, SchemaMissing
@@ -314,7 +315,9 @@ class Supervisor:
             try:
                 if not handle.pipe.poll():
                     return
-                message = handle.pipe.recv()
+                # Workers send plain data pickled by the C pickler; the pipe's own recv() would
+                # unpickle it with dill's pure-Python unpickler, far slower on this hot path.
+                message = pickle.loads(handle.pipe.recv_bytes())
             except (EOFError, OSError):
                 return
             handle.last_heard = now
@@ -340,6 +343,8 @@ class Supervisor:
                 stopping=self.stopping,
                 killed_by_us=handle.term_sent_at is not None,
             )
+            if handle.fault is not None:
+                report = ExitReport(f"stopped: {handle.fault}", True, False, "ERROR")
             self._record_fate_of_jobs(handle, report)
             del self.workers[index]
             with contextlib.suppress(OSError):
@@ -427,6 +432,16 @@ class Supervisor:
 
     def _enforce_timeouts(self, now: float) -> None:
         for handle in self.workers.values():
+            if handle.term_sent_at is None and now - handle.last_heard > SILENT_AFTER:
+                handle.fault = f"sent no heartbeat for {SILENT_AFTER:.0f}s"
+                log.error(
+                    "worker %d (pid %s) %s: stopping it",
+                    handle.index,
+                    handle.pid,
+                    handle.fault,
+                    extra={"event": "worker.silent", "worker": handle.index},
+                )
+                self._terminate(handle, now, "silent")
             overdue = handle.overdue(now)
             if overdue and handle.term_sent_at is None:
                 for job in overdue:

@@ -229,7 +229,8 @@ class SupervisorFactory:
 
 
 @pytest.fixture
-def supervisors(database_url: str, tmp_path: Path) -> Iterator[SupervisorFactory]:
+def supervisors(database_url: str, db: Any, tmp_path: Path) -> Iterator[SupervisorFactory]:
+    """Start supervisors on the run's database; ``db`` first empties every table (a clean cluster)."""
     factory = SupervisorFactory(database_url, tmp_path)
     yield factory
     survivors = factory.cleanup()

@@ -55,6 +55,19 @@ def test_enqueue_options_and_json_output(db: psycopg.Connection, database_url: s
     assert "+00:00" in job["scheduled_at"]
 
 
+def test_enqueue_takes_the_job_kinds_declared_options(
+    db: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    # test.raise is declared with max_attempts=1 by the testjobs plugin (tests/process/testjobs)
+    done = cli(database_url, "enqueue", "test.raise", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["max_attempts"] == 1
+    # a kind no plugin declares gets River's defaults, and a warning
+    unknown = cli(database_url, "enqueue", "nobody.declares", "--json", cwd=tmp_path)
+    assert json.loads(unknown.stdout)["max_attempts"] == 25
+    assert "not registered by any plugin" in unknown.stderr
+
+
 def test_enqueue_with_bad_args_json_is_one_line_naming_args(
     db: psycopg.Connection, database_url: str, tmp_path: Path
 ) -> None:

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import config as config_mod
-from .. import db, queue
+from .. import db, discovery, queue
 from ..durations import parse_duration
 from ..errors import UsageError
 from .migrate import database_url_or_fail
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", metavar="KIND", help="job kind, e.g. billing.charge")
     parser.add_argument("--args", metavar="JSON", default="{}", help="job arguments, a JSON object")
-    parser.add_argument("--queue", default="default", help="queue (default: default)")
-    parser.add_argument("--priority", type=int, default=1, help="1 (highest) to 4 (default: 1)")
-    parser.add_argument("--max-attempts", type=int, default=25, help="attempts before discard (default: 25)")
+    parser.add_argument("--queue", help="queue (default: the job kind's, else default)")
+    parser.add_argument("--priority", type=int, help="1 (highest) to 4 (default: the job kind's, else 1)")
+    parser.add_argument(
+        "--max-attempts", type=int, help="attempts before discard (default: the job kind's, else 25)"
+    )
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--at", metavar="ISO8601", help="run at this time (with an offset, or Z)")
     when.add_argument("--in", dest="in_", metavar="DURATION", help="run after this long, e.g. 90s or 1h30m")
@@ -62,20 +67,38 @@ def scheduled_at(at: str | None, in_: str | None, now: datetime) -> datetime | N
     return None
 
 
+def kind_defaults(cfg: config_mod.Config, kind: str) -> dict[str, Any]:
+    """The queue, priority and max_attempts a plugin declared for ``kind`` (River's defaults if none)."""
+    registered = discovery.discover(cfg.plugins).handler(kind)
+    if registered is None:
+        log.warning(
+            "job kind %s is not registered by any plugin on this host; inserting it anyway",
+            kind,
+            extra={"event": "enqueue.unknown_kind"},
+        )
+        return {"queue": "default", "priority": 1, "max_attempts": 25}
+    options = registered.options
+    return {"queue": options.queue, "priority": options.priority, "max_attempts": options.max_attempts}
+
+
 def run(args: argparse.Namespace) -> int:
+    job_args = json_object(args.args, "--args")  # usage errors first: they need nothing else
+    metadata = json_object(args.metadata, "--metadata")
+    when = scheduled_at(args.at, args.in_, datetime.now(UTC))
+    cfg = config_mod.load(args.config, flags={"database_url": args.database_url})
+    defaults = kind_defaults(cfg, args.kind)
     spec = queue.JobSpec(
         kind=args.kind,
-        args=json_object(args.args, "--args"),
-        queue=args.queue,
-        priority=args.priority,
-        max_attempts=args.max_attempts,
-        scheduled_at=scheduled_at(args.at, args.in_, datetime.now(UTC)),
+        args=job_args,
+        queue=args.queue if args.queue is not None else defaults["queue"],
+        priority=args.priority if args.priority is not None else defaults["priority"],
+        max_attempts=args.max_attempts if args.max_attempts is not None else defaults["max_attempts"],
+        scheduled_at=when,
         tags=tuple(args.tag),
-        metadata=json_object(args.metadata, "--metadata"),
+        metadata=metadata,
         pending=args.pending,
     )
     spec.validate()  # before connecting: a usage error needs no database
-    cfg = config_mod.load(args.config, flags={"database_url": args.database_url})
     with db.connect(database_url_or_fail(cfg), application_name="river-supervisor enqueue") as conn:
         job = queue.insert(conn, spec).job
     print(json.dumps(job.to_json()) if args.json else job.id)
