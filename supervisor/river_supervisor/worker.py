@@ -38,8 +38,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+
 from . import alerts, db, discovery, plugins, queue
+from .backoff import service_backoff
 from .config import PluginsConfig, SentryConfig
+from .errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,9 @@ EXIT_BOOT_ERROR = 3
 EXIT_ORPHANED = 4
 
 HEARTBEAT_INTERVAL = 2.0
+RECONNECT_CAP = 10.0  # a worker retries a lost database at least this often
+# What a lost or restarting database raises: reconnect with backoff, never exit for it.
+RECOVERABLE = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
 PR_SET_PDEATHSIG = 1
 
 
@@ -195,6 +202,8 @@ class Worker:
         )
         self.job_threads: list[threading.Thread] = []
         self._os_parent = os.getppid()
+        self._connect_attempts = 0
+        self._reconnect_at = 0.0
         self._monitors = {pid: (slug, cfg) for pid, slug, cfg in spec.monitors}
 
     # parent channel
@@ -214,11 +223,7 @@ class Worker:
         self.signals.install()
         plugin_set = discovery.discover(self.spec.plugins)
         self.handlers = plugin_set.handlers
-        self.conn = db.connect(
-            self.spec.database_url, application_name=f"river-supervisor worker {self.spec.index}"
-        )
-        self.conn.execute("LISTEN " + _quote_channel(self.conn, queue.TOPIC_INSERT))
-        self.conn.execute("LISTEN " + _quote_channel(self.conn, queue.TOPIC_CONTROL))
+        self._connect()  # a database down at boot is retried in the loop (see _reconnect_if_due)
         self.completer = queue.Completer(self.spec.database_url, on_flushed=self._on_flushed)
         self.completer.start()
         total = sum(limit for _, limit in self.spec.queues) or 1
@@ -226,6 +231,46 @@ class Worker:
             thread = threading.Thread(target=self._job_thread, name=f"job_{number}", daemon=True)
             thread.start()
             self.job_threads.append(thread)
+
+    # the fetch connection
+    def _connect(self) -> None:
+        """Open the fetch connection and LISTEN on it, before any fetch reads the queue (so no
+        insert notification between the two is lost). On failure, schedule a retry."""
+        try:
+            conn = db.connect(
+                self.spec.database_url, application_name=f"river-supervisor worker {self.spec.index}"
+            )
+            conn.execute("LISTEN " + _quote_channel(conn, queue.TOPIC_INSERT))
+            conn.execute("LISTEN " + _quote_channel(conn, queue.TOPIC_CONTROL))
+        except RECOVERABLE as exc:
+            self._connection_failed(exc)
+            return
+        self.conn = conn
+        if self._connect_attempts:
+            log.info(
+                "worker %d reconnected to the database",
+                self.spec.index,
+                extra={"event": "worker.reconnected", "worker": self.spec.index},
+            )
+        self._connect_attempts = 0
+
+    def _connection_failed(self, exc: BaseException) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+        self.conn = None
+        self._connect_attempts += 1
+        delay = service_backoff(self._connect_attempts, cap=RECONNECT_CAP)
+        self._reconnect_at = time.monotonic() + delay
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning(
+            "worker %d: database connection lost (attempt %d): %s; retrying in %.1fs",
+            self.spec.index,
+            self._connect_attempts,
+            reason,
+            delay,
+            extra={"event": "worker.connection_lost", "worker": self.spec.index},
+        )
 
     def _on_flushed(self, job_ids: list[int]) -> None:
         with self._lock:
@@ -250,21 +295,30 @@ class Worker:
             if now >= next_poll:
                 fetch_due = True
                 next_poll = now + self.spec.poll_interval
-            if fetch_due and not self.stopping:
-                self._fetch_all()
-                fetch_due = False
+            if self.conn is None and now >= self._reconnect_at:
+                self._connect()
+                fetch_due = True  # re-read the queue after LISTENing again
+            if fetch_due and not self.stopping and self.conn is not None:
+                try:
+                    self._fetch_all()
+                    fetch_due = False
+                except RECOVERABLE as exc:
+                    self._connection_failed(exc)
             if self.stopping and self._idle():
                 self.completer.close()
                 self.send("stopped")
                 return
-            timeout = max(0.0, min(next_poll, next_heartbeat) - time.monotonic())
-            fetch_due = self._wait(timeout) or fetch_due
+            wake_at = min(next_poll, next_heartbeat)
+            if self.conn is None:
+                wake_at = min(wake_at, self._reconnect_at)
+            fetch_due = self._wait(max(0.0, wake_at - time.monotonic())) or fetch_due
 
     def _wait(self, timeout: float) -> bool:
         """Sleep until something happens; True when a fetch may find work."""
-        readable, _, _ = select.select(
-            [self.conn.fileno(), self._wake_r, self.pipe.fileno()], [], [], timeout
-        )
+        watched = [self._wake_r, self.pipe.fileno()]
+        if self.conn is not None:
+            watched.append(self.conn.fileno())
+        readable, _, _ = select.select(watched, [], [], timeout)
         wake = False
         if self._wake_r in readable:
             with contextlib.suppress(BlockingIOError):
@@ -273,8 +327,13 @@ class Worker:
             wake = True
         if self.pipe.fileno() in readable:
             self._read_parent()
-        for note in self.conn.notifies(timeout=0):
-            wake = self._on_notification(note.channel, note.payload) or wake
+        if self.conn is None:
+            return wake
+        try:
+            for note in self.conn.notifies(timeout=0):
+                wake = self._on_notification(note.channel, note.payload) or wake
+        except RECOVERABLE as exc:
+            self._connection_failed(exc)
         return wake
 
     def _read_parent(self) -> None:
@@ -441,7 +500,10 @@ class Worker:
             held = list(self._held)
         if held:
             with contextlib.suppress(Exception):
-                queue.record_outcomes(self.conn, [queue.Interrupted(job_id=i) for i in held])
+                conn = self.conn or db.connect(
+                    self.spec.database_url, application_name="river-supervisor worker"
+                )
+                queue.record_outcomes(conn, [queue.Interrupted(job_id=i) for i in held])
 
     def _terminate(self) -> int:
         """SIGTERM: flush finished outcomes now; the parent decides the fate of running jobs."""

@@ -144,3 +144,27 @@ def test_crash_loop_stops_restarts_without_spinning(
 
     sup.signal(signal.SIGTERM)
     assert sup.wait_exit(15) == 0
+
+
+def test_workers_ride_out_lost_database_connections(
+    supervisors: SupervisorFactory, db: psycopg.Connection
+) -> None:
+    sup = supervisors.start(processes=2)
+    wait_until(lambda: len(sup.log_events("worker.started")) == 2, 20, "two workers", context=sup.log_tail)
+    first = insert_jobs(db, "test.noop", 20)
+    wait_until(
+        lambda: states(db, first) == {"completed": 20}, 20, "jobs before the cut", context=sup.log_tail
+    )
+
+    killed = db.execute(
+        "select count(pg_terminate_backend(pid)) as n from pg_stat_activity "
+        "where application_name like 'river-supervisor worker%%' "
+        "or application_name = 'river-supervisor completer'"
+    ).fetchone()["n"]
+    assert killed >= 2
+    second = insert_jobs(db, "test.noop", 20)
+    wait_until(
+        lambda: states(db, second) == {"completed": 20}, 30, "jobs after the cut", context=sup.log_tail
+    )
+    assert len(sup.log_events("worker.started")) == 2  # no worker had to be restarted
+    assert sup.log_events("worker.reconnected")
