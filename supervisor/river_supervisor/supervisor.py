@@ -24,7 +24,6 @@ import pickle
 import re
 import signal
 import time
-from collections.abc import Callable
 from typing import Any
 
 import multiprocess
@@ -71,12 +70,10 @@ class Supervisor:
         *,
         log_level: str = "INFO",
         log_format: str = "text",
-        observer: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.log_level = log_level
         self.log_format = log_format
-        self.observer = observer
         self.workers: dict[int, WorkerHandle] = {}
         self.restart_at: dict[int, float] = {}
         self.restarts = RestartPolicy()
@@ -491,8 +488,12 @@ class Supervisor:
         self.conn = None
 
     def _close(self) -> None:
-        for handle in self.workers.values():
+        # Workers left only if the loop ended by an error: stop them and put their jobs back.
+        for handle in list(self.workers.values()):
             self._kill(handle, signal.SIGKILL)
+            handle.process.join(KILL_AFTER)
+            self._record_fate_of_jobs(handle, ExitReport("stopped: supervisor exiting", False, False, "INFO"))
+        self.workers.clear()
         if self.duties is not None:
             self.duties.stop()
         self._drop_connection()
