@@ -30,6 +30,7 @@ STUCK_JOB_ERROR = "Stuck job rescued by JobRescuer"
 @dataclass(frozen=True, slots=True)
 class Completed:
     job_id: int
+    output: str | None = None  # the handler's result as JSON text: metadata "output", as River records it
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,31 +110,31 @@ def attempt_error(at: datetime, attempt: int, error: str, trace: str | None) -> 
 
 
 def _plan(outcome: Outcome | _Lost, now: datetime) -> tuple[Any, ...]:
-    """(id, state, attempt_delta, error, finalize, scheduled_at, snooze, rescue) for one outcome."""
+    """(id, state, attempt_delta, error, finalize, scheduled_at, snooze, rescue, output) for one outcome."""
     if isinstance(outcome, Completed):
-        return (outcome.job_id, "completed", 0, None, True, None, False, False)
+        return (outcome.job_id, "completed", 0, None, True, None, False, False, outcome.output)
     if isinstance(outcome, Failed | _Lost):
         trace = outcome.trace if isinstance(outcome, Failed) else None
         error = json.dumps(attempt_error(now, outcome.attempt, outcome.error, trace))
         rescue = isinstance(outcome, _Lost) and outcome.rescue
         if outcome.attempt >= outcome.max_attempts:
-            return (outcome.job_id, "discarded", 0, error, True, None, False, rescue)
+            return (outcome.job_id, "discarded", 0, error, True, None, False, rescue, None)
         delay = retry_delay(outcome.errors_count)
         state = "available" if delay <= SCHEDULER_INTERVAL else "retryable"
-        return (outcome.job_id, state, 0, error, False, now + timedelta(seconds=delay), False, rescue)
+        return (outcome.job_id, state, 0, error, False, now + timedelta(seconds=delay), False, rescue, None)
     if isinstance(outcome, Snoozed):
         state = "available" if outcome.seconds <= SCHEDULER_INTERVAL else "scheduled"
         at = now + timedelta(seconds=max(outcome.seconds, 0.0))
-        return (outcome.job_id, state, -1, None, False, at, True, False)
+        return (outcome.job_id, state, -1, None, False, at, True, False, None)
     if isinstance(outcome, Cancelled):
         error = json.dumps(attempt_error(now, outcome.attempt, outcome.error, None))
-        return (outcome.job_id, "cancelled", 0, error, True, None, False, False)
+        return (outcome.job_id, "cancelled", 0, error, True, None, False, False, None)
     if isinstance(outcome, Interrupted):
-        return (outcome.job_id, "available", -1, None, False, None, False, False)
+        return (outcome.job_id, "available", -1, None, False, None, False, False, None)
     raise TypeError(f"not a job outcome: {outcome!r}")
 
 
-_COLUMNS = ("id", "state", "attempt_delta", "error", "finalize", "scheduled_at", "snooze", "rescue")
+_COLUMNS = ("id", "state", "attempt_delta", "error", "finalize", "scheduled_at", "snooze", "rescue", "output")
 
 
 def _id_array(ids: Sequence[int]) -> str:
@@ -152,12 +153,12 @@ def record_outcomes(
     """
     if not outcomes:
         return 0
-    completed = [outcome.job_id for outcome in outcomes if type(outcome) is Completed]
+    completed = [o.job_id for o in outcomes if type(o) is Completed and o.output is None]
     if len(completed) == len(outcomes):
         return db.execute(conn, "job_set_complete_if_running_many", {"id": _id_array(completed), "now": now})
     if not completed:
         return _record_states(conn, outcomes, now)
-    others = [outcome for outcome in outcomes if type(outcome) is not Completed]
+    others = [o for o in outcomes if type(o) is not Completed or o.output is not None]
     with conn.pipeline(), conn.transaction(), conn.cursor() as complete, conn.cursor() as general:
         complete.execute(
             db.query("job_set_complete_if_running_many"), {"id": _id_array(completed), "now": now}

@@ -54,6 +54,7 @@ EXIT_BOOT_ERROR = 3
 EXIT_ORPHANED = 4
 
 HEARTBEAT_INTERVAL = 2.0
+OUTPUT_LIMIT = 1024 * 1024  # a handler's JSON result above this is not kept in the row
 RECONNECT_CAP = 10.0  # a worker retries a lost database at least this often
 # What a lost or restarting database raises: reconnect with backoff, never exit for it.
 RECOVERABLE = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
@@ -152,7 +153,7 @@ def execute(
         )
         return failed, None
     try:
-        plugins.call_handler(handler, job)
+        result = plugins.call_handler(handler, job)
     except plugins.JobSnooze as exc:
         return queue.Snoozed(job_id=job.id, seconds=float(exc.seconds)), None
     except plugins.JobCancel as exc:
@@ -167,7 +168,35 @@ def execute(
             errors_count=errors_count,
         )
         return failed, exc
-    return queue.Completed(job_id=job.id), None
+    return queue.Completed(job_id=job.id, output=_output(job, result)), None
+
+
+def _output(job: plugins.Job, result: Any) -> str | None:
+    """A handler's return value as JSON text for the row's metadata "output" (None: nothing)."""
+    if result is None:
+        return None
+    try:
+        text = json.dumps(result, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        log.warning(
+            "job %d (%s): its result is not JSON (%s); not recorded",
+            job.id,
+            job.kind,
+            exc,
+            extra={"event": "job.output_dropped", "job_id": job.id},
+        )
+        return None
+    if len(text) > OUTPUT_LIMIT:
+        log.warning(
+            "job %d (%s): its result is %d bytes of JSON, over %d; not recorded",
+            job.id,
+            job.kind,
+            len(text),
+            OUTPUT_LIMIT,
+            extra={"event": "job.output_dropped", "job_id": job.id},
+        )
+        return None
+    return text
 
 
 # --- the worker --------------------------------------------------------------------------------

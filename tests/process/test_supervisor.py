@@ -79,6 +79,13 @@ def test_failures_end_in_the_row_and_the_supervisor_keeps_working(
     assert "exited with code 13" in job(db, crashing)["errors"][-1]["error"]
     assert "timeout of 2s" in job(db, slow)["errors"][-1]["error"]
 
+    # a handler's JSON result is kept in the row, as River's metadata "output"
+    [echoed] = insert_jobs(db, "test.echo", 1, '{"n": 7}')
+    wait_until(
+        lambda: job(db, echoed)["state"] == "completed", 20, "echo job completed", context=sup.log_tail
+    )
+    assert job(db, echoed)["metadata"]["output"] == {"echo": {"n": 7}, "attempt": 1}
+
     # still up, still working
     assert sup.exit_code() is None
     ids = insert_jobs(db, "test.noop", 10)

@@ -124,14 +124,15 @@ SELECT id, kind, args::text, queue, priority, attempt, max_attempts, metadata::t
 -- A job whose cancel was attempted (metadata cancel_attempted_at) and that would run again
 -- (available/retryable/scheduled) is cancelled instead; the cancel test reads the locked row
 -- version, so a concurrent cancel is never missed. snooze: metadata.snoozes + 1 (River's
--- coercion of odd values); rescue: metadata."river:rescue_count" + 1. Row locks: the updated rows.
+-- coercion of odd values); rescue: metadata."river:rescue_count" + 1; output: a completed
+-- handler's result, kept as metadata "output" (River's key). Row locks: the updated rows.
 WITH input AS (
     SELECT *
       FROM unnest(
                %(id)s::bigint[], %(state)s::text[], %(attempt_delta)s::integer[], %(error)s::jsonb[],
                %(finalize)s::boolean[], %(scheduled_at)s::timestamptz[], %(snooze)s::boolean[],
-               %(rescue)s::boolean[]
-           ) AS t(id, state, attempt_delta, error, finalize, scheduled_at, snooze, rescue)
+               %(rescue)s::boolean[], %(output)s::jsonb[]
+           ) AS t(id, state, attempt_delta, error, finalize, scheduled_at, snooze, rescue, output)
 ),
 decided AS (
     SELECT input.*, coalesce(%(now)s::timestamptz, now()) AS now
@@ -169,6 +170,7 @@ UPDATE river_job
                WHEN jsonb_typeof(river_job.metadata -> 'river:rescue_count') = 'number'
                    THEN trunc((river_job.metadata ->> 'river:rescue_count')::numeric)
                ELSE 0 END))
+           WHEN decided.output IS NOT NULL THEN river_job.metadata || jsonb_build_object('output', decided.output)
            ELSE river_job.metadata END
   FROM decided
  WHERE river_job.id = decided.id

@@ -33,3 +33,8 @@ def sleep(job: Job) -> None:
 @plugin.job("test.slow", max_attempts=1, timeout=2)
 def slow(job: Job) -> None:
     time.sleep(float(job.args.get("seconds", 60.0)))
+
+
+@plugin.job("test.echo")
+def echo(job: Job) -> dict[str, object]:
+    return {"echo": job.args, "attempt": job.attempt}  # recorded as the row's metadata "output"
