@@ -43,6 +43,9 @@ STALE_AFTER = nodes.STALE_AFTER  # a node not heard from for this long is not li
 THIS_HOST = "this host"
 
 
+HISTORY_LIMIT = 10  # leadership changes shown by status, newest first
+
+
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 with offset, in UTC; None stays None."""
     return value.astimezone(UTC).isoformat() if value is not None else None
@@ -124,6 +127,16 @@ def cluster_status(
         "generated_at": iso(now),
         "leader": _leader(lease) if leader_id else None,
         "last_leader": _leader(lease) if lease and not leader_id else None,
+        "leadership_history": [
+            {
+                "at": iso(event["at"]),
+                "event": event["event"],
+                "node": event["node"],
+                "term": event["term"],
+                "other_leader_id": event["other_leader_id"],
+            }
+            for event in nodes.leader_history(conn, cluster, limit=HISTORY_LIMIT)
+        ],
         "nodes": node_list,
         "drift": {
             "drift": bool(found),

@@ -41,6 +41,12 @@ def test_status_and_check_see_two_running_supervisors(supervisors: SupervisorFac
     )
 
     assert doc["leader"]["node"] in ("node-1", "node-2") and doc["leader"]["term"] >= 1
+    gained = doc["leadership_history"][0]
+    assert (gained["event"], gained["node"], gained["term"]) == (
+        "gained",
+        doc["leader"]["node"],
+        doc["leader"]["term"],
+    )
     assert sorted(node["node"] for node in doc["nodes"]) == ["node-1", "node-2"]
     assert {node["pid"] for node in doc["nodes"]} == {one.pid, two.pid}
     assert not any(node["drift"] for node in doc["nodes"]) and doc["drift"]["drift"] is False

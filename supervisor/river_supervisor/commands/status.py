@@ -62,6 +62,10 @@ def render(doc: dict[str, Any]) -> str:
         out.append(f"  none (last: {last['node']} term {last['term']}, lease ended {_t(last['expires_at'])})")
     else:
         out.append("  none (no supervisor has led this cluster)")
+    history = doc.get("leadership_history") or []
+    if history:
+        out.append("  recent changes:")
+        out += [f"    {_t(e['at'])}  {e['event']:<10}  {e['node']}  term {e['term']}" for e in history[:5]]
 
     out += ["", "Nodes"]
     if doc["nodes"]:
