@@ -9,8 +9,9 @@ Model
   ``os._exit`` and skip the SDK's atexit flush.
 - Events are deliberate: the logging integration keeps log records as breadcrumbs but turns none into
   an event (``event_level=None``), and no other integration is enabled behind our back.
-- Every event passes through ``redact`` before it leaves: URL passwords, ``password=`` style secrets,
-  known secret values and sensitive keys become ``***``; job args are dropped unless configured.
+- Every event passes through ``redaction`` before it leaves: URL passwords, ``password=`` style
+  secrets, known secret values and sensitive keys become ``***``; job args are dropped unless
+  configured. ``redact`` applies the same rules, with this process's secrets, to one text.
 - Fingerprints are explicit, so grouping is ours: one issue per (cluster, leadership event kind), per
   distinct drift, per orphaned schedule, per broken plugin, per crash-looping node.
 """
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import urllib.parse
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -34,6 +33,8 @@ from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.integrations.modules import ModulesIntegration
 
 from . import __version__
+from .redaction import ARGS_ALLOWED, redact_text, scrub, scrub_event, secret_values
+from .redaction import REDACTED as REDACTED  # re-exported: alerts.REDACTED
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,9 @@ Role = Literal["supervisor", "worker", "cli"]
 CheckInStatus = Literal["in_progress", "ok", "error"]
 
 DEFAULT_FLUSH_TIMEOUT = 2.0
-REDACTED = "***"
 _FINGERPRINT_ROOT = "river-supervisor"
 _WARNING_KINDS = frozenset({"lost", "expired", "superseded"})
 _LEADERSHIP_KINDS = frozenset({"gained", "resigned"}) | _WARNING_KINDS
-_MAX_DEPTH = 20
 
 
 class SentrySettings(Protocol):
@@ -137,7 +136,7 @@ def init(
     try:
         _close_own_client(0.5)
         _state.send_job_args = bool(getattr(sentry_cfg, "send_job_args", False))
-        _state.secrets = _secret_values([dsn, *secrets])
+        _state.secrets = secret_values([dsn, *secrets])
         sentry_sdk.init(
             dsn=dsn,
             environment=getattr(sentry_cfg, "environment", None),
@@ -421,7 +420,7 @@ def job_error(job: JobLike, exc: BaseException | str, *, send_args: bool | None 
             scope.set_tag("queue", queue)
             scope.set_context("job", context)
             if include_args:
-                scope.set_extra(_ARGS_ALLOWED, True)
+                scope.set_extra(ARGS_ALLOWED, True)
             if isinstance(exc, BaseException):
                 return sentry_sdk.capture_exception(exc)
             scope.fingerprint = [_FINGERPRINT_ROOT, "job", kind, "{{ default }}"]
@@ -513,86 +512,17 @@ def _iso(at: datetime | None) -> str | None:
 
 
 # -- redaction ---------------------------------------------------------------------------------------
-
-# scheme://user:PASSWORD@host: everything up to the last "@" of the token, so an unencoded "@" in
-# a password cannot leak its tail.
-_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/?#@'\"<>]*:)[^\s'\"<>]*(@)")
-_KEYWORD_SECRET = re.compile(
-    r"(?i)\b(password|passwd|pwd|pgpassword|secret|sentry_secret|api_key|apikey|token)(['\"]?\s*[=:]\s*)"
-    r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s'\"&,;]+)"
-)
-_SENSITIVE_KEYS = frozenset(
-    {"password", "passwd", "pwd", "pgpassword", "secret", "token", "api_key", "apikey", "authorization"}
-)
-_ARGS_KEYS = frozenset({"args", "job_args"})
-_ARGS_ALLOWED = "river_supervisor.send_job_args"  # set by job_error when args may go
+# The rules are in ``redaction`` (pure); this process's known secrets are in ``_state``.
 
 
 def redact(text: str) -> str:
     """``text`` with URL passwords, ``password=...`` style values and known secrets replaced."""
-    text = _URL_PASSWORD.sub(rf"\1{REDACTED}\2", text)
-    text = _KEYWORD_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    for secret in _state.secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-def _secret_values(values: Iterable[str | None]) -> tuple[str, ...]:
-    found: set[str] = set()
-    for value in values:
-        if not value:
-            continue
-        password: str | None
-        try:
-            password = urllib.parse.urlsplit(value).password if "://" in value else value
-        except ValueError:
-            password = None
-        for candidate in (password, urllib.parse.unquote(password or "")):
-            if candidate and len(candidate) >= 4:  # too short a value would blank random text
-                found.add(candidate)
-    return tuple(sorted(found, key=len, reverse=True))
-
-
-def _scrub(value: Any, depth: int = 0) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if depth >= _MAX_DEPTH:
-        return value
-    if isinstance(value, dict):
-        return {
-            k: (REDACTED if _is_sensitive_key(k) and value[k] is not None else _scrub(v, depth + 1))
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_scrub(v, depth + 1) for v in value]
-    return value
-
-
-def _is_sensitive_key(key: object) -> bool:
-    return isinstance(key, str) and key.lower() in _SENSITIVE_KEYS
-
-
-def _drop_args(event: dict[str, Any]) -> None:
-    for section in ("contexts", "extra"):
-        holder = event.get(section)
-        if not isinstance(holder, dict):
-            continue
-        for key in [k for k in holder if k in _ARGS_KEYS]:
-            del holder[key]
-        for inner in holder.values():
-            if isinstance(inner, dict):
-                for key in [k for k in inner if k in _ARGS_KEYS]:
-                    del inner[key]
+    return redact_text(text, _state.secrets)
 
 
 def _before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
     try:
-        extra = event.get("extra")
-        allowed = isinstance(extra, dict) and extra.pop(_ARGS_ALLOWED, False) is True
-        if not allowed:
-            _drop_args(event)
-        return _scrub(event)  # type: ignore[no-any-return]
+        return scrub_event(event, _state.secrets)
     except Exception:
         # Fail closed: an event we could not redact is not sent.
         log.debug("redaction failed; event dropped", exc_info=True, extra=_extra("redact"))
@@ -601,6 +531,6 @@ def _before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] 
 
 def _before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
     try:
-        return _scrub(crumb)  # type: ignore[no-any-return]
+        return scrub(crumb, _state.secrets)  # type: ignore[no-any-return]
     except Exception:
         return None

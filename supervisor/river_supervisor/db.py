@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from .config import redact_database_url
 from .errors import DatabaseUnavailable
+from .redaction import redact_database_url
 from .sql import queries
 
 DEFAULT_CONNECT_TIMEOUT = 5

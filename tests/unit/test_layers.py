@@ -22,7 +22,21 @@ ROOT = "__init__"  # the package itself: ``from . import __version__``, ``import
 
 LAYERS: dict[int, set[str]] = {
     # (1) pure: no psycopg, no sentry_sdk; every plugin imports ``plugins`` (and through it this layer)
-    1: {ROOT, "errors", "config", "durations", "sql", "plugins", "cron", "schedules", "backoff", "logs"},
+    1: {
+        ROOT,
+        "errors",
+        "config",
+        "config_settings",
+        "config_values",
+        "redaction",
+        "durations",
+        "sql",
+        "plugins",
+        "cron",
+        "schedules",
+        "backoff",
+        "logs",
+    },
     # (2) one database seam and the queue core; ``discovery`` adds stevedore, ``testing`` runs handlers inline
     2: {
         "db",
@@ -49,7 +63,10 @@ LAYERS: dict[int, set[str]] = {
 SAME_LAYER: dict[str, set[str]] = {
     # layer 1: the package lazily re-exports the plugin API; the pure modules share errors and durations
     ROOT: {"plugins"},
-    "config": {"errors", "durations"},
+    "config": {"errors", "durations", "config_settings", "config_values", "redaction"},
+    # config is split: the settings table (and the reference rendered from it), the kinds of value, redaction
+    "config_settings": {"config_values", "durations"},
+    "config_values": {"durations", "redaction"},  # a bad URL or DSN is echoed redacted
     "plugins": {"durations"},
     "schedules": {"errors", "cron"},
     # layer 2: ``queue`` is the facade over the queue core's parts, which share row decoding and retry rules
