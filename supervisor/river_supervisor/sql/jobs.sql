@@ -280,6 +280,7 @@ DELETE FROM river_job
  WHERE river_job.id = doomed.id;
 
 -- name: job_get
+-- One job by id (jobs show, retry and cancel read it back). No locks.
 SELECT river_job.*, unique_states::integer AS unique_states_int
   FROM river_job
  WHERE id = %(id)s;
@@ -358,6 +359,7 @@ SELECT river_job.*, river_job.unique_states::integer
    AND NOT EXISTS (SELECT 1 FROM updated);
 
 -- name: job_count_by_queue_and_state
+-- Jobs per queue and state, for status. A full scan of river_job; no locks.
 SELECT queue, state::text AS state, count(*) AS jobs
   FROM river_job
  GROUP BY queue, state
