@@ -103,3 +103,10 @@ def test_every_query_is_used() -> None:
     used = _string_constants()
     dead = sorted(name for name in queries if name not in used)
     assert not dead, f"queries never named in river_supervisor/**/*.py (delete them or use them): {dead}"
+
+
+@pytest.mark.parametrize("name", sorted(queries))
+def test_every_query_says_what_it_does(name: str) -> None:
+    """STYLE: each statement opens with a comment on what it does (and which locks it takes)."""
+    first = queries[name].lstrip().splitlines()[0]
+    assert first.startswith("--"), f"{name}: starts with SQL, not with a comment saying what it does"
