@@ -10,10 +10,8 @@ term anyway (``errors.NotLeader``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 
@@ -24,33 +22,10 @@ from .leadership import Term, fenced_transaction
 log = logging.getLogger(__name__)
 
 
-class LeaderService(Protocol):
-    name: str
-
-    def on_gained(self, conn: psycopg.Connection[Any], term: Term | None, now: datetime) -> None: ...
-
-    def tick(self, conn: psycopg.Connection[Any], term: Term | None, now: datetime) -> float: ...
-
-    def on_lost(self) -> None: ...
-
-
-@contextmanager
-def leader_transaction(
-    conn: psycopg.Connection[Any], term: Term | None, service: str
-) -> Iterator[psycopg.Connection[Any]]:
-    """Fenced by ``term``; with no election (a single host treating itself as leader) plain."""
-    if term is None:
-        with conn.transaction():
-            yield conn
-    else:
-        with fenced_transaction(conn, term, service):
-            yield conn
-
-
 class _Service:
     name = "service"
 
-    def on_gained(self, conn: psycopg.Connection[Any], term: Term | None, now: datetime) -> None:
+    def on_gained(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> None:
         return None
 
     def on_lost(self) -> None:
@@ -64,8 +39,8 @@ class JobScheduler(_Service):
     interval = 1.0
     batch = 10_000
 
-    def tick(self, conn: psycopg.Connection[Any], term: Term | None, now: datetime) -> float:
-        with leader_transaction(conn, term, self.name):
+    def tick(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> float:
+        with fenced_transaction(conn, term, self.name):
             moved = queue.schedule_due(conn, now=now, limit=self.batch)
         total = sum(moved.values())
         if total:
@@ -85,8 +60,8 @@ class JobRescuer(_Service):
     def __init__(self, cfg: MaintenanceConfig) -> None:
         self.rescue_after = cfg.rescue_after
 
-    def tick(self, conn: psycopg.Connection[Any], term: Term | None, now: datetime) -> float:
-        with leader_transaction(conn, term, self.name):
+    def tick(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> float:
+        with fenced_transaction(conn, term, self.name):
             rescued = queue.rescue_stuck(conn, now - timedelta(seconds=self.rescue_after), limit=self.batch)
         if rescued:
             log.info(
@@ -108,8 +83,8 @@ class JobCleaner(_Service):
     def __init__(self, cfg: MaintenanceConfig) -> None:
         self.cfg = cfg
 
-    def tick(self, conn: psycopg.Connection[Any], term: Term | None, now: datetime) -> float:
-        with leader_transaction(conn, term, self.name):
+    def tick(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> float:
+        with fenced_transaction(conn, term, self.name):
             deleted = queue.clean(
                 conn,
                 completed_before=now - timedelta(seconds=self.cfg.completed_retention),
