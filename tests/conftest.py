@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests import conformance_guard
 from tests.harness import database
 from tests.harness.fixtures import sentry_ingest  # noqa: F401  (registers the fixture)
 from tests.harness.supervisors import supervisors  # noqa: F401  (registers the fixture)
@@ -19,6 +20,18 @@ from tests.harness.supervisors import supervisors  # noqa: F401  (registers the 
 os.environ["RIVER_SUPERVISOR_EMBEDDED_DIR"] = str(
     Path(tempfile.gettempdir()) / f"river-supervisor-tests-{os.getpid()}" / "no-embedded"
 )
+
+conformance_guard.install()
+
+
+@pytest.fixture(autouse=True)
+def _no_reads_outside_the_repository() -> Iterator[None]:
+    """A test that opens a file beside the repository fails: a user's clone has nothing there."""
+    conformance_guard.reads_outside.clear()
+    yield
+    outside = list(conformance_guard.reads_outside)
+    conformance_guard.reads_outside.clear()
+    assert not outside, f"the test read outside the repository: {outside[:3]}"
 
 
 @pytest.fixture(scope="session")

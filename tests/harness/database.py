@@ -1,4 +1,8 @@
-"""A database of our own per test run, created from TEST_DATABASE_URL / DATABASE_URL and dropped."""
+"""A database of our own per test run, created from TEST_DATABASE_URL and dropped.
+
+Never DATABASE_URL: that names the application's (maybe production) database, and the suite creates
+and force-drops databases on the server it points at.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-DEFAULT_URL = "postgresql://127.0.0.1:5432"
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432"
 PREFIX = "rs_test_"
 
 
 def base_url() -> str:
-    return os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL") or DEFAULT_URL
+    return os.environ.get("TEST_DATABASE_URL") or DEFAULT_URL
 
 
 def with_database(url: str, name: str) -> str:

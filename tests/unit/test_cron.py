@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,9 +13,8 @@ from river_supervisor.cron import CronError, CronSchedule, IntervalSchedule, eve
 
 
 def _conformance() -> dict:
-    """River's fixtures: ``$RIVER_CONFORMANCE``, else ``../shared/river-conformance`` beside the repo."""
-    root = Path(__file__).resolve().parents[2]
-    folder = Path(os.environ.get("RIVER_CONFORMANCE", root.parent / "shared" / "river-conformance"))
+    """River's fixtures, as copied into ``tests/conformance/`` (see its README)."""
+    folder = Path(__file__).resolve().parents[1] / "conformance"
     return json.loads((folder / "cron.json").read_text(encoding="utf-8"))
 
 
