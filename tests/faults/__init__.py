@@ -1,0 +1,1 @@
+"""Fault tests: real processes and a real (private) PostgreSQL, killed, paused and restarted."""

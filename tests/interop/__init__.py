@@ -1,0 +1,1 @@
+"""Interop tests against River itself: its Go client, its CLI, River UI."""
