@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Debian packages the test suite drives for real (beyond PostgreSQL, see local-postgres.sh): installed
+# only when missing, so a second run is instant. Needs root (CI and the dev machines are).
+set -euo pipefail
+
+PACKAGES=(
+  # package name          # what needs it
+)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "system-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
