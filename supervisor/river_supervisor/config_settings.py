@@ -29,6 +29,7 @@ from .config_values import (
     timezone,
 )
 from .durations import format_duration
+from .job_options import QUEUE_NAME_RULE
 
 __all__ = [
     "BY_SECTION",
@@ -169,8 +170,8 @@ Examples: `examples/config/minimal.toml` (one host) and `examples/config/product
 """
 
 _SECTION_NOTES = {
-    QUEUES: "One table per queue this host works, e.g. `[queues.default]`. Queue names follow River's rule:"
-    " lower-case letters and digits joined by `_` or `-`, at most 64 characters.",
+    QUEUES: "One table per queue this host works, e.g. `[queues.default]`. Queue names follow River's rule,"
+    f" everywhere (this file, plugins, `enqueue`, inserts): {QUEUE_NAME_RULE}.",
     PERIODIC: "An array of tables. An entry whose `id` matches a plugin's schedule overrides only the keys"
     " it sets (or disables it with `enabled = false`); any other entry needs `kind` and one of `cron` and"
     ' `every`, which is checked when plugins are loaded. `missed_cap` goes with `missed = "all"`.',

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .durations import format_duration, parse_duration
+from .job_options import QUEUE_NAME_RULE, is_valid_queue_name
 from .redaction import redact_database_url, redact_dsn
 
 __all__ = [
@@ -159,21 +160,17 @@ def names() -> Kind:
     return Kind("an array of plugin names", check, from_text)
 
 
-# River's rule for queue names (riverqueue/river client.go validateQueueName).
-_QUEUE_NAME = re.compile(r"(?:[a-z0-9])+(?:[_|\-]?[a-z0-9]+)*")
-
-
 def queue_name_ok(name: object) -> bool:
-    return isinstance(name, str) and len(name) <= 64 and _QUEUE_NAME.fullmatch(name) is not None
+    return is_valid_queue_name(name)
 
 
 def queue_name() -> Kind:
     def check(value: Any) -> str:
-        if not queue_name_ok(value):
+        if not is_valid_queue_name(value):
             raise Invalid()
         return value
 
-    return Kind("a queue name: lower-case letters and digits joined by _ or -, at most 64 characters", check)
+    return Kind(f"a queue name: {QUEUE_NAME_RULE}", check)
 
 
 def timezone() -> Kind:

@@ -19,13 +19,12 @@ from psycopg.copy import QueuedLibpqWriter
 
 from . import db
 from .errors import UsageError
+from .job_options import KIND_RULE, QUEUE_NAME_RULE, is_valid_kind, is_valid_queue_name
 from .job_row import JobRow, run_all, schema_guard
 from .unique import UniqueOpts, unique_key
 
-# River's patterns (Go's \w is ASCII): kinds since v0.22, tags without commas.
-_KIND_RE = re.compile(r"\A\w[\w\-\[\]<>/.·:+]+\Z", re.ASCII)
+# River's tag pattern (Go's \w is ASCII): no commas. Kinds and queues: ``job_options``.
 _TAG_RE = re.compile(r"\A\w[\w\-]+\w\Z", re.ASCII)
-_QUEUE_RE = re.compile(r"\A[^\s\\]+\Z")  # no whitespace or backslash: safe in COPY text rows
 _JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
 
@@ -35,15 +34,15 @@ _CACHE_LIMIT = 10_000
 
 
 def _check_kind(kind: object) -> None:
-    if not isinstance(kind, str) or len(kind) >= 128 or not _KIND_RE.match(kind):
-        raise UsageError(f"kind: {kind!r} is not a valid job kind (River's pattern, < 128 chars)")
+    if not is_valid_kind(kind):
+        raise UsageError(f"kind: {kind!r} is not a valid job kind ({KIND_RULE})")
     if len(_VALID_KINDS) < _CACHE_LIMIT:
         _VALID_KINDS.add(kind)
 
 
 def _check_queue(name: object) -> None:
-    if not isinstance(name, str) or not 0 < len(name) < 128 or not _QUEUE_RE.match(name):
-        raise UsageError(f"queue: {name!r} must be 1-127 printable characters without spaces")
+    if not is_valid_queue_name(name):
+        raise UsageError(f"queue: {name!r} is not a valid queue name ({QUEUE_NAME_RULE})")
     if len(_VALID_QUEUES) < _CACHE_LIMIT:
         _VALID_QUEUES.add(name)
 

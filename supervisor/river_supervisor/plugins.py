@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .job_options import KIND_RULE, QUEUE_NAME_RULE, is_valid_kind, is_valid_queue_name
+
 __all__ = [
     "DeclarationError",
     "Job",
@@ -54,14 +56,10 @@ __all__ = [
     "duration_seconds",
 ]
 
-# River's job kind rule (rivertype: `\A[\w][\w\-\[\]<>\/.·:+]+\z`).
-KIND_RE = re.compile(r"\A[\w][\w\-\[\]<>/.·:+]+\Z")
-# River's queue name rule: lower-case letters and digits separated by single `_` or `-`, <= 128.
-QUEUE_RE = re.compile(r"\A[a-z0-9]+(?:[_-][a-z0-9]+)*\Z")
-QUEUE_MAX = 128
 # A plugin name is an entry-point name; keep it simple enough to appear in config and logs.
 PLUGIN_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
-PERIODIC_ID_RE = KIND_RE
+# A periodic id follows the kind pattern (River: "< 128 chars, regex").
+PERIODIC_ID_RE = re.compile(r"\A[\w][\w\-\[\]<>/.·:+]+\Z")
 MISSED_POLICIES = ("skip", "latest", "all")
 OVERLAP_POLICIES = ("allow", "skip")
 PRIORITY_MIN, PRIORITY_MAX = 1, 4  # River's priorities
@@ -376,21 +374,15 @@ def _json_dict(value: Any) -> dict[str, Any]:
 
 
 def _check_kind(where: str, kind: object) -> str:
-    if not isinstance(kind, str) or not KIND_RE.match(kind):
-        raise DeclarationError(
-            f"{where}: kind {kind!r} must match River's kind pattern "
-            r"(a letter, digit or '_', then at least one of letters, digits and - [ ] < > / . · : +)"
-        )
-    return kind
+    if not is_valid_kind(kind):
+        raise DeclarationError(f"{where}: kind {kind!r} must match River's kind pattern ({KIND_RULE})")
+    return kind  # type: ignore[return-value]  # is_valid_kind checked it is a str
 
 
 def _check_queue(where: str, queue: object) -> str:
-    if not isinstance(queue, str) or len(queue) > QUEUE_MAX or not QUEUE_RE.match(queue):
-        raise DeclarationError(
-            f"{where}: queue {queue!r} must be lower-case letters and digits separated by '_' or '-'"
-            f" (at most {QUEUE_MAX} characters)"
-        )
-    return queue
+    if not is_valid_queue_name(queue):
+        raise DeclarationError(f"{where}: queue {queue!r} must be {QUEUE_NAME_RULE}")
+    return queue  # type: ignore[return-value]  # is_valid_queue_name checked it is a str
 
 
 def _check_int(where: str, key: str, value: object, *, low: int, high: int | None = None) -> int:

@@ -30,6 +30,7 @@ LAYERS: dict[int, set[str]] = {
         "config_values",
         "redaction",
         "durations",
+        "job_options",
         "sql",
         "plugins",
         "cron",
@@ -65,9 +66,10 @@ SAME_LAYER: dict[str, set[str]] = {
     ROOT: {"plugins"},
     "config": {"errors", "durations", "config_settings", "config_values", "redaction"},
     # config is split: the settings table (and the reference rendered from it), the kinds of value, redaction
-    "config_settings": {"config_values", "durations"},
-    "config_values": {"durations", "redaction"},  # a bad URL or DSN is echoed redacted
-    "plugins": {"durations"},
+    "config_settings": {"config_values", "durations", "job_options"},
+    "config_values": {"durations", "redaction", "job_options"},  # a bad URL or DSN is echoed redacted
+    # job_options owns the queue-name and kind rules that config, plugins and insert all apply
+    "plugins": {"durations", "job_options"},
     "schedules": {"errors", "cron"},
     # layer 2: ``queue`` is the facade over the queue core's parts, which share row decoding and retry rules
     "queue": {"completer", "insert", "job_row", "retry", "unique"},
