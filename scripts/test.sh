@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m ruff check supervisor tests plugins examples
-python -m pytest -m "not postgres_restart" "$@"
+python -m pytest "$@"

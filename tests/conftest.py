@@ -13,6 +13,11 @@ import pytest
 from tests import conformance_guard
 from tests.harness import database
 from tests.harness.fixtures import sentry_ingest  # noqa: F401  (registers the fixture)
+from tests.harness.private_postgres import (  # noqa: F401  (registers the fixtures)
+    _private_postgres_template,
+    private_postgres,
+    private_supervisors,
+)
 from tests.harness.supervisors import supervisors  # noqa: F401  (registers the fixture)
 
 # Commands run without a database configured use the embedded PostgreSQL if its data directory exists

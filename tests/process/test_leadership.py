@@ -5,15 +5,13 @@ Failover figures are printed (``pytest -s``) and written into the README; they a
 
 from __future__ import annotations
 
-import shutil
 import signal
-import subprocess
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-import pytest
 
+from tests.harness.private_postgres import PrivatePostgres
 from tests.harness.sentry_ingest import SentryIngest
 from tests.harness.supervisors import SupervisorFactory, SupervisorProcess
 from tests.harness.wait import wait_until
@@ -162,38 +160,25 @@ def test_a_stalled_leader_writes_nothing_after_takeover_and_steps_down(
     assert dupes["n"] == 0
 
 
-def _pg_ctlcluster() -> list[str] | None:
-    if shutil.which("pg_ctlcluster") is None:
-        return None
-    clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout.split()
-    if len(clusters) < 2:
-        return None
-    return ["pg_ctlcluster", "--skip-systemctl-redirect", clusters[0], clusters[1], "restart"]
-
-
-@pytest.mark.postgres_restart
 def test_supervisors_survive_a_postgres_restart_and_reelect(
-    supervisors: SupervisorFactory, database_url: str, db: psycopg.Connection
+    private_supervisors: SupervisorFactory, private_postgres: PrivatePostgres
 ) -> None:
-    command = _pg_ctlcluster()
-    if command is None:
-        pytest.skip("no local PostgreSQL cluster this test can restart (pg_ctlcluster)")
-    sups = start_cluster(supervisors, 2)
-    wait_until(lambda: leader_of(db, sups), 20, "a first leader")
-    first = lease(db)
+    """On the test's private cluster (tests/harness/private_postgres.py), never the shared server."""
+    sups = start_cluster(private_supervisors, 2)
 
-    subprocess.run(command, check=True, capture_output=True, timeout=60)
-
-    def new_term() -> dict[str, Any] | None:
+    def term() -> int | None:
         try:
-            with psycopg.connect(database_url, autocommit=True) as conn:
-                row = conn.execute(
-                    "select term, pid from river_supervisor_leader where cluster = 'default'"
-                ).fetchone()
+            rows = private_postgres.query(
+                "select term from river_supervisor_leader where cluster = %s", ("default",)
+            )
         except psycopg.OperationalError:
             return None
-        return {"term": row[0], "pid": row[1]} if row and row[0] > first["term"] else None
+        return rows[0]["term"] if rows else None
+
+    first = wait_until(term, 20, "a first leader")
+    down = private_postgres.restart("fast")
+    print(f"\nprivate cluster restarted (fast), down {down:.2f} s")
 
     # The old leader's lease connection died with the server: a new term must be elected.
-    wait_until(new_term, 30, "a leader re-elected after the restart")
+    wait_until(lambda: (t := term()) is not None and t > first, 30, "a leader re-elected after the restart")
     assert all(s.exit_code() is None for s in sups)
