@@ -99,15 +99,24 @@ def channel(topic: str, schema: str) -> str:
 # --- work ---------------------------------------------------------------------------------------
 
 
-def fetch(conn: psycopg.Connection[Any], queue: str, limit: int, worker_id: str) -> list[JobRow]:
+def fetch(
+    conn: psycopg.Connection[Any],
+    queue: str,
+    limit: int,
+    worker_id: str,
+    kinds: Sequence[str] | None = None,
+) -> list[JobRow]:
     """Take up to ``limit`` due jobs of ``queue`` for ``worker_id`` (River's JobGetAvailable).
 
     One statement: ``FOR UPDATE SKIP LOCKED`` in River's order (priority, scheduled_at, id), so
     concurrent fetchers never get the same job; the jobs come back running, attempt + 1.
+    ``kinds``: only jobs of these kinds (``None``: any).
     """
     if limit <= 0:
         return []
-    rows = run_all(conn, "job_fetch", {"queue": queue, "limit": limit, "worker_id": worker_id})
+    only = None if kinds is None else list(kinds)
+    params = {"queue": queue, "limit": limit, "worker_id": worker_id, "kinds": only}
+    rows = run_all(conn, "job_fetch", params)
     return [JobRow.from_row(r) for r in rows]
 
 
@@ -128,12 +137,16 @@ WORK_COLUMNS = (
 
 
 def fetch_for_work(
-    conn: psycopg.Connection[Any], queue: str, limit: int, worker_id: str
+    conn: psycopg.Connection[Any], queue: str, limit: int, worker_id: str, kinds: Sequence[str]
 ) -> list[tuple[Any, ...]]:
-    """``fetch`` for a worker: the same jobs, as plain tuples of ``WORK_COLUMNS`` (cheap to decode)."""
-    if limit <= 0:
+    """``fetch`` for a worker: the same jobs, as plain tuples of ``WORK_COLUMNS`` (cheap to decode).
+
+    Only jobs of ``kinds`` (the kinds this host has handlers for): the others wait for a host that
+    can run them.
+    """
+    if limit <= 0 or not kinds:
         return []
-    params = {"queue": queue, "limit": limit, "worker_id": worker_id}
+    params = {"queue": queue, "limit": limit, "worker_id": worker_id, "kinds": list(kinds)}
     try:
         with conn.cursor(row_factory=tuple_row) as cur:
             cur.execute(db.query("job_fetch_for_work"), params)

@@ -221,6 +221,7 @@ class Worker:
         # Notifications and the poll still fetch into any free slot at once.
         self._wake_at = {name: max(1, limit // 2) for name, limit in spec.queues}
         self.handlers: Mapping[str, Any] = {}
+        self._kinds: list[str] = []
         self.conn: Any = None
         self.completer: Any = None
         # Jobs to run, taken by the job threads (as many as the shares add up to, started at boot).
@@ -252,6 +253,7 @@ class Worker:
         self.signals.install()
         plugin_set = discovery.discover(self.spec.plugins)
         self.handlers = plugin_set.handlers
+        self._kinds = sorted(self.handlers)  # fetch only what a handler here can run
         self._connect()  # a database down at boot is retried in the loop (see _reconnect_if_due)
         self.completer = queue.Completer(self.spec.database_url, on_flushed=self._on_flushed)
         self.completer.start()
@@ -399,7 +401,7 @@ class Worker:
                 free = limit - self._running[name]
             if free <= 0:
                 continue
-            rows = queue.fetch_for_work(self.conn, name, free, self.spec.worker_id)
+            rows = queue.fetch_for_work(self.conn, name, free, self.spec.worker_id, self._kinds)
             if not rows:
                 continue
             jobs = self._make_jobs(rows)

@@ -221,6 +221,17 @@ def test_fetch_follows_river_order_and_only_takes_due_available_jobs(db: psycopg
     assert queue.fetch(db, "default", 10, "w") == []
 
 
+def test_a_host_fetches_only_the_kinds_it_can_run(db: psycopg.Connection) -> None:
+    # A host without plugin P must leave P's jobs for a host that has it (not fail them here).
+    mine = queue.insert(db, JobSpec("mine.k")).job.id
+    theirs = queue.insert(db, JobSpec("theirs.k")).job.id
+    rows = queue.fetch_for_work(db, "default", 10, "w", ["mine.k"])
+    assert [r[0] for r in rows] == [mine]
+    assert queue.fetch_for_work(db, "default", 10, "w", []) == []
+    assert row(db, theirs)["state"] == "available" and row(db, theirs)["attempt"] == 0
+    assert [j.id for j in queue.fetch(db, "default", 10, "w", kinds=["theirs.k"])] == [theirs]
+
+
 def test_two_fetchers_never_get_the_same_job(db: psycopg.Connection, database_url: str) -> None:
     queue.insert_many_copy(db, [JobSpec("k.k", {"i": i}) for i in range(200)])
     other = rdb.connect(database_url)

@@ -59,12 +59,14 @@ SELECT count(pg_notify(current_schema() || '.river_insert', '{"queue": ' || to_j
 -- River's JobGetAvailable: lock up to %(limit)s due available jobs of one queue in River's order
 -- (priority, scheduled_at, id), skipping rows other fetchers hold, and mark them running:
 -- attempt+1, attempted_at, worker appended to attempted_by (last 100 kept, as River).
+-- %(kinds)s: only jobs of these kinds (NULL: any kind).
 WITH locked AS (
     SELECT id
       FROM river_job
      WHERE state = 'available'
        AND queue = %(queue)s
        AND scheduled_at <= now()
+       AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
      ORDER BY priority, scheduled_at, id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
@@ -89,12 +91,15 @@ SELECT updated.*, updated.unique_states::integer AS unique_states_int
 -- name: job_fetch_for_work
 -- job_fetch for a worker: the same rows and locks, but only the columns a handler's Job needs, JSON
 -- as text (decoded once in Python) and the number of errors instead of the errors themselves.
+-- Only the kinds in %(kinds)s, the ones this host has handlers for: a job no plugin here can run
+-- is left for a host that can, instead of failing here and burning its attempts.
 WITH locked AS (
     SELECT id
       FROM river_job
      WHERE state = 'available'
        AND queue = %(queue)s
        AND scheduled_at <= now()
+       AND kind = ANY(%(kinds)s::text[])
      ORDER BY priority, scheduled_at, id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
