@@ -77,6 +77,15 @@ def fetch_all(conn: psycopg.Connection[Any], name: str, params: Params = None) -
         return cur.fetchall()
 
 
+async def fetch_all_async(
+    conn: psycopg.AsyncConnection[Any], name: str, params: Params = None
+) -> list[dict[str, Any]]:
+    """``fetch_all`` on an asyncio connection (application code enqueuing from async frameworks)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(queries[name], params)
+        return await cur.fetchall()
+
+
 @contextmanager
 def transaction(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
     """A transaction on ``conn`` (a savepoint if one is already open)."""

@@ -31,6 +31,14 @@ class UsageError(RiverSupervisorError):
     exit_code = 2
 
 
+class InvalidJob(UsageError, ValueError):
+    """A job to insert is invalid (kind, args, queue, priority, ...): the message names the field.
+
+    Raised by ``river_supervisor.enqueue`` and friends, and by ``river-supervisor enqueue``, before
+    any SQL runs. A ``ValueError`` too, so application code can treat it as bad input.
+    """
+
+
 class DatabaseUnavailable(RiverSupervisorError):
     """The database cannot be reached; the message names it without its password."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,7 +42,7 @@ class JobRow:
         return cls(
             id=row["id"],
             kind=row["kind"],
-            args=row["args"] if row["args"] is not None else {},
+            args=_json(row["args"], {}),
             queue=row["queue"],
             priority=row["priority"],
             state=row["state"],
@@ -52,8 +53,8 @@ class JobRow:
             created_at=row["created_at"],
             finalized_at=row["finalized_at"],
             scheduled_at=row["scheduled_at"],
-            errors=list(row["errors"] or []),
-            metadata=row["metadata"] if row["metadata"] is not None else {},
+            errors=[_json(error, {}) for error in row["errors"] or ()],
+            metadata=_json(row["metadata"], {}),
             tags=list(row["tags"] or []),
             unique_key=bytes(row["unique_key"]) if row["unique_key"] is not None else None,
             unique_states=row["unique_states_int"],
@@ -70,6 +71,16 @@ class JobRow:
                 value = value.hex()
             out[name] = value
         return out
+
+
+def _json(value: Any, default: Any) -> Any:
+    # A connection may load jsonb as text: Django registers that loader on its psycopg connections,
+    # and application code enqueues on those (``django.db.connection.connection``).
+    if value is None:
+        return default
+    if isinstance(value, str | bytes):
+        return json.loads(value)
+    return value
 
 
 def schema_guard(exc: psycopg.errors.UndefinedTable | psycopg.errors.UndefinedFunction) -> SchemaMissing:

@@ -30,6 +30,7 @@ it imports this module, never the other way round (layer 2 over layer 1).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import math
@@ -41,9 +42,11 @@ from datetime import datetime
 from typing import Any
 
 from .job_options import KIND_RULE, QUEUE_NAME_RULE, is_valid_kind, is_valid_queue_name
+from .unique import UniqueOpts
 
 __all__ = [
     "DeclarationError",
+    "DeclaredJob",
     "Job",
     "JobCancel",
     "JobContext",
@@ -171,6 +174,7 @@ class JobOptions:
     max_attempts: int = 25
     timeout: float | None = None  # None: the configuration's job_timeout
     priority: int = 1
+    unique: UniqueOpts | None = None  # River's unique options for every insert of the kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +221,72 @@ class PeriodicDecl:
         }
 
 
+class DeclaredJob:
+    """What ``@plugin.job(kind, ...)`` returns: the handler, still called as ``charge(job)``, that
+    can also enqueue its kind from application code with the options the plugin declared.
+
+    ``charge.enqueue(conn, customer=42)`` inserts ``{"customer": 42}`` with the declared queue,
+    priority, max_attempts and unique options, on ``conn`` in its transaction (see
+    ``river_supervisor.client``); ``await charge.enqueue_async(aconn, ...)`` on an AsyncConnection;
+    ``charge.spec(...)`` builds one job for ``river_supervisor.enqueue_many``. Args are a mapping,
+    keywords, or both. ``charge.configure(scheduled_in=60, priority=1)`` returns a copy whose inserts
+    use those options instead (any of ``enqueue``'s options). Returns ``InsertResult`` as ``enqueue``.
+    """
+
+    def __init__(self, decl: JobDecl, overrides: Mapping[str, Any] | None = None) -> None:
+        self.decl = decl
+        self._overrides = dict(overrides or {})
+        functools.update_wrapper(self, decl.handler)  # __name__, __doc__, __wrapped__ of the handler
+
+    def __call__(self, job: Job) -> Any:
+        return self.decl.handler(job)
+
+    def __repr__(self) -> str:
+        return f"DeclaredJob({self.decl.kind!r}, plugin={self.decl.plugin!r})"
+
+    @property
+    def kind(self) -> str:
+        return self.decl.kind
+
+    @property
+    def options(self) -> JobOptions:
+        return self.decl.options
+
+    def configure(self, **options: Any) -> DeclaredJob:
+        """A copy whose inserts use ``options`` (``queue=``, ``scheduled_in=``, ...) over the declared."""
+        return DeclaredJob(self.decl, {**self._overrides, **options})
+
+    def insert_options(self) -> dict[str, Any]:
+        """The options an insert of this kind gets: the declaration's, then ``configure``'s."""
+        declared = self.decl.options
+        return {
+            "queue": declared.queue,
+            "priority": declared.priority,
+            "max_attempts": declared.max_attempts,
+            "unique": declared.unique,
+            **self._overrides,
+        }
+
+    def spec(self, args: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Any:
+        """One job of this kind (a validated ``JobSpec``) for ``enqueue_many``."""
+        # Function-local: this module is layer 1 (no psycopg); the client is imported on first use.
+        from .client import job_spec
+
+        return job_spec(self.decl.kind, {**(args or {}), **kwargs}, **self.insert_options())
+
+    def enqueue(self, conn: Any, args: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Any:
+        """Insert one job of this kind on a psycopg ``Connection``; an ``InsertResult``."""
+        from .client import enqueue_many
+
+        return enqueue_many(conn, [self.spec(args, **kwargs)])[0]
+
+    async def enqueue_async(self, conn: Any, args: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Any:
+        """Insert one job of this kind on a psycopg ``AsyncConnection``; an ``InsertResult``."""
+        from .client import enqueue_many_async
+
+        return (await enqueue_many_async(conn, [self.spec(args, **kwargs)]))[0]
+
+
 class Plugin:
     """A named set of job handlers and schedules, published as an entry point."""
 
@@ -249,8 +319,13 @@ class Plugin:
         max_attempts: int = 25,
         timeout: float | str | None = None,
         priority: int = 1,
-    ) -> Callable[[Handler], Handler]:
-        """Register the decorated function as the handler of ``kind``; returns it unchanged."""
+        unique: UniqueOpts | None = None,
+    ) -> Callable[[Handler], DeclaredJob]:
+        """Register the decorated function as the handler of ``kind``.
+
+        Returns a ``DeclaredJob``: the handler, called as before, that can also enqueue its kind
+        with these options (``charge.enqueue(conn, customer=42)``).
+        """
         where = f"plugin {self.name}: job {kind!r}"
         _check_kind(where, kind)
         if kind in self.jobs:
@@ -260,15 +335,17 @@ class Plugin:
             max_attempts=_check_int(where, "max_attempts", max_attempts, low=1),
             timeout=None if timeout is None else _check_duration(where, "timeout", timeout),
             priority=_check_int(where, "priority", priority, low=PRIORITY_MIN, high=PRIORITY_MAX),
+            unique=_check_unique(where, unique),
         )
 
-        def register(handler: Handler) -> Handler:
+        def register(handler: Handler) -> DeclaredJob:
             if not callable(handler):
                 raise DeclarationError(f"{where}: handler must be callable, got {handler!r}")
             if kind in self.jobs:
                 raise DeclarationError(f"{where}: declared twice")
-            self.jobs[kind] = JobDecl(self.name, kind, handler, options)
-            return handler
+            decl = JobDecl(self.name, kind, handler, options)
+            self.jobs[kind] = decl
+            return DeclaredJob(decl)
 
         return register
 
@@ -383,6 +460,20 @@ def _check_queue(where: str, queue: object) -> str:
     if not is_valid_queue_name(queue):
         raise DeclarationError(f"{where}: queue {queue!r} must be {QUEUE_NAME_RULE}")
     return queue  # type: ignore[return-value]  # is_valid_queue_name checked it is a str
+
+
+def _check_unique(where: str, unique: object) -> UniqueOpts | None:
+    if unique is None:
+        return None
+    if not isinstance(unique, UniqueOpts):
+        raise DeclarationError(
+            f"{where}: unique must be river_supervisor.UniqueOpts(...), got {type(unique).__name__}"
+        )
+    try:
+        unique.validate()
+    except ValueError as exc:  # InvalidJob: its message names the option
+        raise DeclarationError(f"{where}: {exc}") from None
+    return unique
 
 
 def _check_int(where: str, key: str, value: object, *, low: int, high: int | None = None) -> int:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from .errors import UsageError
+from .errors import InvalidJob
 
 # River's state -> bit value in unique_states (protocol.json job_states.unique_bit).
 STATE_BITS: Mapping[str, int] = {
@@ -62,14 +62,14 @@ class UniqueOpts:
 
     def validate(self) -> None:
         if self.by_period is not None and not (math.isfinite(self.by_period) and self.by_period >= 1):
-            raise UsageError(f"unique.by_period: must be at least 1 second, got {self.by_period!r}")
+            raise InvalidJob(f"unique.by_period: must be at least 1 second, got {self.by_period!r}")
         if self.by_state is not None:
             unknown = [s for s in self.by_state if s not in STATE_BITS]
             if unknown:
-                raise UsageError(f"unique.by_state: unknown job state {unknown[0]!r}")
+                raise InvalidJob(f"unique.by_state: unknown job state {unknown[0]!r}")
             missing = [s for s in REQUIRED_UNIQUE_STATES if s not in self.by_state]
             if missing:
-                raise UsageError(
+                raise InvalidJob(
                     "unique.by_state: must include "
                     + ", ".join(REQUIRED_UNIQUE_STATES)
                     + f" (missing {', '.join(missing)})"
@@ -178,7 +178,7 @@ def _top_level_key(key: str) -> str:
 
 def _go_float(value: float) -> str:
     if not math.isfinite(value):
-        raise UsageError(f"args: {value!r} is not valid JSON")
+        raise InvalidJob(f"args: {value!r} is not valid JSON")
     if value == 0:
         return "-0" if math.copysign(1.0, value) < 0 else "0"
     magnitude = abs(value)
@@ -211,4 +211,4 @@ def go_json(value: Any) -> str:
         return "{" + ",".join(_go_string(str(k)) + ":" + go_json(v) for k, v in value.items()) + "}"
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         return "[" + ",".join(go_json(v) for v in value) + "]"
-    raise UsageError(f"args: {type(value).__name__} is not JSON-serialisable")
+    raise InvalidJob(f"args: {type(value).__name__} is not JSON-serialisable")

@@ -33,6 +33,7 @@ LAYERS: dict[int, set[str]] = {
         "job_options",
         "sql",
         "plugins",
+        "unique",  # pure (hashlib); plugins declare a kind's unique options with its UniqueOpts
         "cron",
         "schedules",
         "backoff",
@@ -47,7 +48,7 @@ LAYERS: dict[int, set[str]] = {
         "job_row",
         "retry",
         "completer",
-        "unique",
+        "client",
         "notifier",
         "discovery",
         "testing",
@@ -69,11 +70,13 @@ SAME_LAYER: dict[str, set[str]] = {
     "config_settings": {"config_values", "durations", "job_options"},
     "config_values": {"durations", "redaction", "job_options"},  # a bad URL or DSN is echoed redacted
     # job_options owns the queue-name and kind rules that config, plugins and insert all apply
-    "plugins": {"durations", "job_options"},
+    "plugins": {"durations", "job_options", "unique"},
+    "unique": {"errors"},
     "schedules": {"errors", "cron"},
     # layer 2: ``queue`` is the facade over the queue core's parts, which share row decoding and retry rules
-    "queue": {"completer", "insert", "job_row", "retry", "unique"},
-    "insert": {"job_row", "unique"},
+    "queue": {"completer", "insert", "job_row", "retry"},
+    "insert": {"job_row"},
+    "client": {"insert"},  # the application's enqueue API is a front to the queue core's insert
     "completer": {"retry"},
     # discovery loads plugins; testing runs a discovered plugin's handler inline
     "testing": {"discovery"},
@@ -90,6 +93,11 @@ SAME_LAYER: dict[str, set[str]] = {
     "__main__": {"cli"},
     "bench": {"benchjobs"},  # the bench enqueues benchjobs' no-op kind
 }
+# Upward imports allowed only inside a function (never at import time), importer -> imported: the
+# package's lazy ``__getattr__`` re-exports the application API (enqueue, on layer 2), and a declared
+# job's ``charge.enqueue(conn, ...)`` calls it. Importing layer 1 stays cheap: see
+# ``test_importing_the_package_and_layer_one_is_cheap``; ``test_lazy_upward_imports_are_in_functions``.
+LAZY_UPWARD: dict[str, set[str]] = {ROOT: {"client"}, "plugins": {"client"}}
 # Layer 2 is built on its one database seam: every layer-2 module may use ``db``.
 DB_SEAM = "db"
 # ``commands.*`` may import each other, the layer-5 libraries they are the command of, and ``cli``'s shared
@@ -121,6 +129,7 @@ class Module:
     name: str
     path: Path
     internal: set[str] = field(default_factory=set)  # river_supervisor modules imported
+    eager: set[str] = field(default_factory=set)  # those imported outside any function (at import time)
     external: set[str] = field(default_factory=set)  # top-level names of other packages imported
     environ: list[int] = field(default_factory=list)  # lines reading os.environ / os.getenv
     prints: list[int] = field(default_factory=list)  # lines calling print()
@@ -155,20 +164,30 @@ def _scan(module: Module, known: set[str]) -> None:
     own = [] if module.name == ROOT else module.name.split(".")
     package = own if is_package else own[:-1]
     tree = ast.parse(module.path.read_text(encoding="utf-8"), str(module.path))
+    in_functions = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        for inner in ast.walk(node)
+    }
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                _add_absolute(module, alias.name.split("."), [], known)
-        elif isinstance(node, ast.ImportFrom):
-            names = [alias.name for alias in node.names]
-            if node.level:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found = Module(module.name, module.path)  # this statement's targets
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    _add_absolute(found, alias.name.split("."), [], known)
+            elif node.level:
                 base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
                 target = base + (node.module.split(".") if node.module else [])
-                for name in names:
-                    module.internal.add(_resolve([*target, name], known))
+                for alias in node.names:
+                    found.internal.add(_resolve([*target, alias.name], known))
             else:
-                _add_absolute(module, (node.module or "").split("."), names, known)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                _add_absolute(found, (node.module or "").split("."), [a.name for a in node.names], known)
+            module.internal |= found.internal
+            module.external |= found.external
+            if id(node) not in in_functions:
+                module.eager |= found.internal
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
             module.prints.append(node.lineno)
         elif (
             isinstance(node, ast.Attribute)
@@ -185,6 +204,7 @@ def _scan(module: Module, known: set[str]) -> None:
         ):
             module.environ.append(node.lineno)
     module.internal.discard(module.name)
+    module.eager.discard(module.name)
 
 
 def _add_absolute(module: Module, parts: list[str], names: list[str], known: set[str]) -> None:
@@ -249,8 +269,21 @@ def test_imports_go_down_the_layers() -> None:
                     continue
                 if mine == 2 and target == DB_SEAM:
                     continue
+            if _owner(target) in LAZY_UPWARD.get(module.name, set()):
+                continue  # function-local only: test_lazy_upward_imports_are_in_functions
             wrong.append(f"{module.name} (layer {mine}) imports {target} (layer {theirs})")
     assert not wrong, "imports must go down the layers:\n" + "\n".join(wrong)
+
+
+def test_lazy_upward_imports_are_in_functions() -> None:
+    """The upward allowances are for imports on first use only, never at import time, and are used."""
+    found = modules()
+    eager = [f"{a} -> {b}" for a, bs in LAZY_UPWARD.items() for b in sorted(bs) if b in found[a].eager]
+    assert not eager, f"import these inside a function (they are above the importer's layer): {eager}"
+    unused = [
+        f"{a} -> {b}" for a, bs in LAZY_UPWARD.items() for b in sorted(bs) if b not in found[a].internal
+    ]
+    assert not unused, f"drop these LAZY_UPWARD entries: {unused}"
 
 
 def test_same_layer_edges_are_all_used() -> None:

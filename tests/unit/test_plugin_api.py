@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -62,7 +63,9 @@ def test_job_decorator_registers_handler_with_options():
         return job.args["n"] * 2
 
     decl = plugin.jobs["billing.charge"]
-    assert decl.handler is charge
+    assert decl.handler is charge.__wrapped__  # the decorator returns a DeclaredJob wrapping it
+    assert charge.__name__ == "charge" and charge.kind == "billing.charge" and charge.decl is decl
+    assert charge(make_job("billing.charge", {"n": 4})) == 8  # still called as the handler
     assert decl.options == JobOptions(queue="payments", max_attempts=5, timeout=60.0, priority=2)
     assert plugin.kinds == ["billing.charge"]
     assert run_job(plugin, "billing.charge", {"n": 21}) == 42
@@ -235,3 +238,35 @@ def test_run_job_uses_the_kinds_options():
 
     assert run_job(plugin, "opts.echo", {}) == ("low", 3, 1)
     assert run_job(plugin, "opts.echo", {}, attempt=3) == ("low", 3, 3)
+
+
+def test_a_declaration_builds_jobs_with_its_options_and_configure_overrides_them():
+    plugin = Plugin("billing")
+    once = river_supervisor.UniqueOpts(by_args=True, by_period=3600)
+
+    @plugin.job("billing.charge", queue="payments", priority=3, max_attempts=7, unique=once)
+    def charge(job):
+        return None
+
+    spec = charge.spec({"customer": 1}, amount=5)
+    assert (spec.kind, dict(spec.args), spec.queue, spec.priority, spec.max_attempts, spec.unique) == (
+        "billing.charge", {"customer": 1, "amount": 5}, "payments", 3, 7, once,
+    )  # fmt: skip
+    later = charge.configure(scheduled_in=60, priority=1).spec(customer=2)
+    assert (later.priority, later.queue, later.scheduled_at is not None) == (1, "payments", True)
+    assert charge.spec().priority == 3  # configure returned a copy
+    with pytest.raises(river_supervisor.InvalidJob, match="priority: must be 1 to 4, got 9"):
+        charge.configure(priority=9).spec()
+
+
+@pytest.mark.parametrize(
+    ("unique", "message"),
+    [
+        ({"by_args": True}, "unique must be river_supervisor.UniqueOpts(...), got dict"),
+        (river_supervisor.UniqueOpts(by_period=0.5), "unique.by_period: must be at least 1 second"),
+    ],
+)
+def test_a_bad_unique_declaration_names_plugin_and_kind(unique, message):
+    where = "plugin billing: job 'billing.charge': "
+    with pytest.raises(DeclarationError, match=re.escape(where + message)):
+        Plugin("billing").job("billing.charge", unique=unique)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,7 +69,8 @@ def scheduled_at(at: str | None, in_: str | None, now: datetime) -> datetime | N
 
 
 def kind_defaults(cfg: config_mod.Config, kind: str) -> dict[str, Any]:
-    """The queue, priority and max_attempts a plugin declared for ``kind`` (River's defaults if none)."""
+    """The queue, priority, max_attempts and unique options a plugin declared for ``kind`` (River's
+    defaults if none): the CLI inserts as ``charge.enqueue(conn, ...)`` does in application code."""
     registered = discovery.discover(cfg.plugins).handler(kind)
     if registered is None:
         log.warning(
@@ -76,9 +78,14 @@ def kind_defaults(cfg: config_mod.Config, kind: str) -> dict[str, Any]:
             kind,
             extra={"event": "enqueue.unknown_kind"},
         )
-        return {"queue": "default", "priority": 1, "max_attempts": 25}
+        return {"queue": "default", "priority": 1, "max_attempts": 25, "unique": None}
     options = registered.options
-    return {"queue": options.queue, "priority": options.priority, "max_attempts": options.max_attempts}
+    return {
+        "queue": options.queue,
+        "priority": options.priority,
+        "max_attempts": options.max_attempts,
+        "unique": options.unique,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,10 +103,16 @@ def run(args: argparse.Namespace) -> int:
         scheduled_at=when,
         tags=tuple(args.tag),
         metadata=metadata,
+        unique=defaults["unique"],
         pending=args.pending,
     )
     spec.validate()  # before connecting: a usage error needs no database
     with db.connect(database_url_or_fail(cfg), application_name="river-supervisor enqueue") as conn:
-        job = queue.insert(conn, spec).job
+        result = queue.insert(conn, spec)
+    job = result.job
+    if result.unique_skipped_as_duplicate:
+        print(
+            f"river-supervisor: job {job.id} holds this job's unique key; nothing inserted", file=sys.stderr
+        )
     print(json.dumps(job.to_json()) if args.json else job.id)
     return 0
