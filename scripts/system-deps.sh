@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   # package name          # what needs it
+  prometheus              # tests/process/test_metrics.py: a real server scrapes the supervisor
 )
 
 missing=()

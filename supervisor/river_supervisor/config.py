@@ -47,6 +47,7 @@ __all__ = [
     "Config",
     "LeadershipConfig",
     "MaintenanceConfig",
+    "MetricsConfig",
     "PeriodicEntry",
     "PluginsConfig",
     "QueueConfig",
@@ -97,6 +98,11 @@ class MaintenanceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    listen: str | None = None  # "host:port" of the Prometheus endpoint; None: none
+
+
+@dataclass(frozen=True, slots=True)
 class PeriodicEntry:
     id: str
     kind: str | None = None
@@ -133,6 +139,7 @@ class Config:
     sentry: SentryConfig = field(default_factory=SentryConfig)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     periodic: tuple[PeriodicEntry, ...] = ()
     # Where each value came from, by dotted key: {"database_url": "env DATABASE_URL",
     # "leadership.ttl": "file river-supervisor.toml", "processes": "default", ...}.
@@ -329,6 +336,7 @@ class _Loader:
             sentry=SentryConfig(**sections["sentry"]),
             plugins=PluginsConfig(**plugins),
             maintenance=MaintenanceConfig(**sections["maintenance"]),
+            metrics=MetricsConfig(**sections["metrics"]),
             periodic=self.periodic(),
             sources=dict(sorted(self.sources.items())),
         )

@@ -22,6 +22,7 @@ from .config_values import (
     duration,
     integer,
     json_table,
+    listen_address,
     names,
     queue_name,
     sentry_dsn,
@@ -111,6 +112,9 @@ SETTINGS: tuple[Setting, ...] = (
     _S("maintenance", "completed_retention", duration(), 86400.0, "completed jobs are deleted after this"),
     _S("maintenance", "cancelled_retention", duration(), 86400.0, "cancelled jobs are deleted after this"),
     _S("maintenance", "discarded_retention", duration(), 604800.0, "discarded jobs are deleted after this"),
+    _S("metrics", "listen", listen_address(), None,
+       "serve Prometheus metrics on this address (`/metrics`); unset: no endpoint",
+       env="RIVER_SUPERVISOR_METRICS_LISTEN"),
     _S(PERIODIC, "id", string(), None, "required, unique; a plugin schedule's id overrides that schedule"),
     _S(PERIODIC, "kind", string(), None, "job kind to enqueue"),
     _S(PERIODIC, "cron", string(), None, "cron expression (5 fields); or `every`, not both"),
@@ -133,8 +137,8 @@ SETTINGS: tuple[Setting, ...] = (
 # fmt: on
 del _S
 
-SECTIONS = ("", QUEUES, "leadership", "sentry", "plugins", "maintenance", PERIODIC)
-FIXED_SECTIONS = ("leadership", "sentry", "plugins", "maintenance")
+SECTIONS = ("", QUEUES, "leadership", "sentry", "plugins", "maintenance", "metrics", PERIODIC)
+FIXED_SECTIONS = ("leadership", "sentry", "plugins", "maintenance", "metrics")
 BY_SECTION: dict[str, dict[str, Setting]] = {
     section: {r.key: r for r in SETTINGS if r.section == section} for section in SECTIONS
 }
@@ -170,6 +174,8 @@ Examples: `examples/config/minimal.toml` (one host) and `examples/config/product
 """
 
 _SECTION_NOTES = {
+    "metrics": 'A Prometheus endpoint on the supervisor parent, one per host (README, "Metrics", lists what'
+    " it serves). Bind it to loopback or a private network: it has no authentication.",
     QUEUES: "One table per queue this host works, e.g. `[queues.default]`. Queue names follow River's rule,"
     f" everywhere (this file, plugins, `enqueue`, inserts): {QUEUE_NAME_RULE}.",
     PERIODIC: "An array of tables. An entry whose `id` matches a plugin's schedule overrides only the keys"

@@ -31,11 +31,13 @@ __all__ = [
     "duration",
     "integer",
     "json_table",
+    "listen_address",
     "names",
     "queue_name",
     "queue_name_ok",
     "sentry_dsn",
     "show",
+    "split_listen",
     "string",
     "timezone",
 ]
@@ -158,6 +160,31 @@ def names() -> Kind:
         return [part.strip() for part in text.split(",") if part.strip()]
 
     return Kind("an array of plugin names", check, from_text)
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """``"host:port"`` (``"[::1]:port"`` for IPv6) as ``(host, port)``; ``ValueError`` if it is not one."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(text)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or (":" in host and not text.startswith("[")):
+        raise ValueError(text)
+    return host, int(port)
+
+
+def listen_address() -> Kind:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid()
+        try:
+            split_listen(value)
+        except ValueError:
+            raise Invalid() from None
+        return value
+
+    return Kind('an address "host:port" such as "127.0.0.1:9464" ("[::1]:9464" for IPv6)', check)
 
 
 def queue_name_ok(name: object) -> bool:

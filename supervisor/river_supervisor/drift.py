@@ -221,6 +221,32 @@ def orphans(
     return find_orphans(db.fetch_all(conn, "periodic_list", {"cluster": cluster}), schedules, disabled)
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterDrift:
+    """How far a cluster's live nodes disagree, as the metrics endpoint shows it."""
+
+    drifting_nodes: int  # live nodes whose fingerprint differs from the leader's (else the most common)
+    orphaned_schedules: int  # schedules with durable state that the leader (else this host) does not define
+
+
+def cluster_drift(
+    conn: psycopg.Connection[Any], cluster: str, stale_after: float, defined_here: Iterable[str]
+) -> ClusterDrift:
+    """Read-only: the cluster's drift and orphans now, judged as ``status`` judges them."""
+    live = nodes.live_nodes(conn, cluster, stale_after)
+    lease = nodes.leader(conn, cluster)
+    leader_id = lease["leader_id"] if lease and lease["live"] else None
+    leader_row = next((row for row in live if row.node_id == leader_id), None)
+    prints = Counter(row.fingerprint for row in live)
+    reference = leader_row.fingerprint if leader_row else (prints.most_common(1)[0][0] if prints else None)
+    defined = set(leader_row.manifest.get("schedules", {})) if leader_row else set(defined_here)
+    stored = {row["id"] for row in db.fetch_all(conn, "periodic_list", {"cluster": cluster})}
+    return ClusterDrift(
+        drifting_nodes=sum(count for fingerprint, count in prints.items() if fingerprint != reference),
+        orphaned_schedules=len(stored - defined),
+    )
+
+
 class DriftWatch:
     """Leader-only service: compare the live nodes' manifests with the leader's, every interval.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -60,7 +61,14 @@ class _ServiceState:
 
 
 class Duties:
-    def __init__(self, cfg: Config, *, identity: NodeIdentity, local: Any) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        identity: NodeIdentity,
+        local: Any,
+        periodic_observer: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
         assert cfg.database_url
         self.cfg = cfg
         self.identity = identity
@@ -76,6 +84,7 @@ class Duties:
                 node=cfg.node,
                 disabled=local.schedules.disabled,
                 missed_grace=cfg.missed_grace,
+                observer=periodic_observer,  # the metrics count slots and enqueue lag
             )
         )
         services.append(

@@ -33,6 +33,7 @@ from .retry import (
     Snoozed,
     attempt_error,
     format_time,
+    outcome_name,
     record_lost,
     record_outcomes,
     rescue_stuck,
@@ -65,7 +66,9 @@ __all__ = [
     "insert_many",
     "insert_many_copy",
     "list_jobs",
+    "outcome_name",
     "queue_counts",
+    "queue_gauges",
     "record_lost",
     "record_outcomes",
     "rescue_stuck",
@@ -256,6 +259,15 @@ def queue_counts(conn: psycopg.Connection[Any]) -> dict[str, dict[str, int]]:
     for row in run_all(conn, "job_count_by_queue_and_state", {}):
         counts.setdefault(row["queue"], {})[row["state"]] = int(row["jobs"])
     return counts
+
+
+def queue_gauges(conn: psycopg.Connection[Any]) -> dict[str, dict[str, float]]:
+    """``{queue: {"available", "running", "retryable", "oldest_available_age"}}`` for the queues with
+    such jobs (seconds; 0 when none is available), as the metrics endpoint shows them."""
+    return {
+        row["queue"]: {key: float(value) for key, value in row.items() if key != "queue"}
+        for row in run_all(conn, "job_queue_gauges", {})
+    }
 
 
 def in_seconds(seconds: float, now: datetime | None = None) -> datetime:

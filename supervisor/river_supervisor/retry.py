@@ -84,6 +84,22 @@ class _Lost:
     rescue: bool
 
 
+def outcome_name(outcome: Outcome) -> str:
+    """What an outcome does to its job, as the metrics label it: completed, retried, discarded,
+    cancelled, snoozed or interrupted (the same rule as ``_plan``'s states)."""
+    if isinstance(outcome, Failed):
+        return "discarded" if outcome.attempt >= outcome.max_attempts else "retried"
+    return _OUTCOME_NAMES[type(outcome)]
+
+
+_OUTCOME_NAMES: dict[type, str] = {
+    Completed: "completed",
+    Snoozed: "snoozed",
+    Cancelled: "cancelled",
+    Interrupted: "interrupted",
+}
+
+
 def retry_delay(errors_count: int, rng: random.Random | None = None) -> float:
     """River's default retry policy: ``(errors_count + 1) ** 4`` seconds, ±10 % jitter.
 

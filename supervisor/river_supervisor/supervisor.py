@@ -88,6 +88,7 @@ class Supervisor:
         self.identity = NodeIdentity.current(cfg.node)
         self.duties: Duties | None = None
         self.monitors: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+        self.metrics: Any = None  # metrics.Metrics with [metrics] listen set (imported only then)
 
     # --- boot -------------------------------------------------------------------------------
 
@@ -116,6 +117,13 @@ class Supervisor:
         )
         for report in self.plugin_set.errors:
             alerts.plugin_load_error_event(report.name, report.distribution, report.error)
+        local = manifest.local_manifest(self.cfg, self.plugin_set)
+        if self.cfg.metrics.listen:  # first: a taken address stops the boot before anything is claimed
+            from .metrics import Metrics
+
+            defined = {s.id for s in local.schedules.schedules} | set(local.schedules.disabled)
+            self.metrics = Metrics(self.cfg, node_id=self.node_id, defined_here=defined)
+            self.metrics.start()
         self.conn = self._connect()
         if not schema.is_current(self.conn):
             raise SchemaMissing(
@@ -125,13 +133,17 @@ class Supervisor:
         self._install_signals()
         self._ctx = multiprocess.get_context("forkserver")
         self._ctx.set_forkserver_preload(["river_supervisor.worker", *self.plugin_set.modules])
-        local = manifest.local_manifest(self.cfg, self.plugin_set)
         for problem in local.schedules.problems:
             log.warning(
                 "periodic %s: %s", problem.get("id"), problem["message"], extra={"event": "periodic.problem"}
             )
         self.monitors = sentry_monitors(local.schedules.schedules)
-        self.duties = Duties(self.cfg, identity=self.identity, local=local)
+        self.duties = Duties(
+            self.cfg,
+            identity=self.identity,
+            local=local,
+            periodic_observer=self.metrics.periodic_pass if self.metrics else None,
+        )
         self.duties.start()
         log.info(
             "supervisor started: cluster %s, node %s, %d worker processes, queues %s",
@@ -187,6 +199,8 @@ class Supervisor:
             self.duties.step(now)
         if not self.stopping:
             self._top_up(now)
+        if self.metrics is not None:
+            self.metrics.update(term=self.duties.term if self.duties else None, workers=len(self.workers))
 
     def _next_deadline(self) -> float:
         now = time.monotonic()
@@ -290,6 +304,8 @@ class Supervisor:
             worker_id=spec.worker_id,
         )
         self.workers[index] = handle
+        if self.metrics is not None:
+            self.metrics.worker_started(index)
         log.info(
             "worker %d started (pid %d)",
             index,
@@ -323,6 +339,8 @@ class Supervisor:
                 handle.take_fetched(message[1], now)
             elif kind == "done":
                 handle.release(message[1])
+                if self.metrics is not None and message[2]:
+                    self.metrics.jobs_finished(message[2])
             elif kind == "ready":
                 handle.ready = True
                 self.restarts.record_healthy(handle.index, now)
@@ -496,6 +514,8 @@ class Supervisor:
         self.workers.clear()
         if self.duties is not None:
             self.duties.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         self._drop_connection()
         alerts.flush(2.0)
         signal.set_wakeup_fd(-1)

@@ -44,6 +44,7 @@ from . import alerts, db, discovery, plugins, queue
 from .backoff import service_backoff
 from .config import PluginsConfig, SentryConfig
 from .errors import DatabaseUnavailable
+from .job_stats import JobStats
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +236,7 @@ class Worker:
         self._connect_attempts = 0
         self._reconnect_at = 0.0
         self._monitors = {pid: (slug, cfg) for pid, slug, cfg in spec.monitors}
+        self.stats = JobStats()  # sent to the parent with each "done" message, for its metrics
 
     # parent channel
     def send(self, *message: Any) -> None:
@@ -307,7 +309,7 @@ class Worker:
         with self._lock:
             for job_id in job_ids:
                 self._held.pop(job_id, None)
-        self.send("done", job_ids)
+        self.send("done", job_ids, self.stats.take())
 
     # main loop
     def run(self) -> None:
@@ -486,11 +488,14 @@ class Worker:
         started = time.monotonic()
         check_in = alerts.checkin(monitor[0], "in_progress", monitor[1]) if monitor else None
         outcome, exc = execute(job, entry.handler if entry else None, errors_count)
+        took = time.monotonic() - started
         if exc is not None:
             alerts.job_error(job, exc)
         if monitor and not isinstance(outcome, queue.Snoozed):
             status = "ok" if isinstance(outcome, queue.Completed) else "error"
-            alerts.checkin(monitor[0], status, monitor[1], check_in, time.monotonic() - started)
+            alerts.checkin(monitor[0], status, monitor[1], check_in, took)
+        # Counted before it is submitted, so the "done" message that reports the job carries it.
+        self.stats.record(job.kind, job.queue, queue.outcome_name(outcome), took)
         self.completer.submit(outcome)
         name = job.queue
         with self._lock:

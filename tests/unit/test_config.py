@@ -582,3 +582,21 @@ def test_the_reference_lists_every_setting() -> None:
     text = config.reference_markdown()
     for setting in config.SETTINGS:
         assert f"| `{setting.key}` |" in text
+
+
+# --- [metrics] --------------------------------------------------------------------------------
+
+
+def test_metrics_are_off_by_default_and_listen_takes_host_and_port() -> None:
+    assert load("").metrics.listen is None
+    assert load('[metrics]\nlisten = "127.0.0.1:9464"\n').metrics.listen == "127.0.0.1:9464"
+    assert load('[metrics]\nlisten = "[::1]:9464"\n').metrics.listen == "[::1]:9464"
+    assert (
+        load("", environ={"RIVER_SUPERVISOR_METRICS_LISTEN": "0.0.0.0:9464"}).metrics.listen == "0.0.0.0:9464"
+    )
+
+
+@pytest.mark.parametrize("value", ['"9464"', '"127.0.0.1"', '"127.0.0.1:0"', '"::1:9464"', '":9464"', "9464"])
+def test_a_bad_metrics_address_names_the_key_and_the_form(value: str) -> None:
+    message = error(f"[metrics]\nlisten = {value}\n")
+    assert message.startswith(f'{FILE}: [metrics] listen: expected an address "host:port"')

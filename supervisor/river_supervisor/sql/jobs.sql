@@ -363,6 +363,20 @@ SELECT river_job.*, river_job.unique_states::integer
  WHERE id = %(id)s
    AND NOT EXISTS (SELECT 1 FROM updated);
 
+-- name: job_queue_gauges
+-- Per queue, the jobs waiting or running and how long the oldest available one has waited, for
+-- the metrics endpoint (which caches it for a few seconds). Reads only the unfinished states; no locks.
+SELECT queue,
+       count(*) FILTER (WHERE state = 'available') AS available,
+       count(*) FILTER (WHERE state = 'running') AS running,
+       count(*) FILTER (WHERE state = 'retryable') AS retryable,
+       coalesce(greatest(0, extract(epoch FROM now() - min(scheduled_at) FILTER (WHERE state = 'available'))), 0)
+           AS oldest_available_age
+  FROM river_job
+ WHERE state IN ('available', 'running', 'retryable')
+ GROUP BY queue
+ ORDER BY queue;
+
 -- name: job_count_by_queue_and_state
 -- Jobs per queue and state, for status. A full scan of river_job; no locks.
 SELECT queue, state::text AS state, count(*) AS jobs
