@@ -15,11 +15,15 @@ configuration file of its own: the bench queue only, the ``bench`` plugin only, 
 2. latency, on the idle supervisor: jobs inserted one at a time, each its own transaction with its
    ``river_insert`` notification, spaced ``latency_interval`` apart; enqueue-to-start is
    ``attempted_at - created_at``, both from the database clock;
-3. insert: ``queue.insert_many_copy`` of ``jobs`` no-op jobs in one call (specs built beforehand);
+3. enqueue: the application API (``river_supervisor.enqueue``), one job per call on an autocommit
+   connection (each call its own transaction with its ``river_insert``), ``enqueue_samples`` calls
+   sync then as many on an ``AsyncConnection``; per-call time on the client's clock. Into a queue
+   the supervisor does not serve, so the figure is the insert's own, not shared with the workers;
+4. insert: ``queue.insert_many_copy`` of ``jobs`` no-op jobs in one call (specs built beforehand);
    the rows are invisible to the workers until the COPY commits, so they do not compete with it;
-4. work: the workers drain those jobs; throughput is jobs / (last ``finalized_at`` - first
+5. work: the workers drain those jobs; throughput is jobs / (last ``finalized_at`` - first
    ``attempted_at``), again from the database clock, so polling for the end adds no error;
-5. memory: VmRSS of the supervisor and of each worker, read from ``/proc`` after the work.
+6. memory: VmRSS of the supervisor and of each worker, read from ``/proc`` after the work.
 
 Then SIGTERM, a wait for the exit, and the schema is dropped. Layer 5: the few statements of its
 own are named queries in ``sql/bench.sql``.
@@ -27,6 +31,7 @@ own are named queries in ``sql/bench.sql``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -47,7 +52,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from . import db, queue, schema
+from . import client, db, queue, schema
 from .benchjobs import NOOP_KIND, QUEUE
 from .errors import RiverSupervisorError
 from .worker import set_parent_death_signal
@@ -57,6 +62,7 @@ Progress = Callable[[str], None]
 READY_TIMEOUT = 60.0
 SHUTDOWN_GRACE = 5.0
 POLL = 0.01
+ENQUEUE_QUEUE = f"{QUEUE}_enqueue"  # served by no supervisor: the enqueue phase's jobs stay put
 
 
 class BenchError(RiverSupervisorError):
@@ -70,9 +76,10 @@ class BenchOptions:
     latency_samples: int = 200
     concurrency: int = 100  # per worker process; the host-wide value is this times processes
     latency_interval: float = 0.015  # seconds between two latency jobs
+    enqueue_samples: int = 1000  # single-job enqueue calls, sync and again async
 
     def validate(self) -> None:
-        for name in ("jobs", "processes", "latency_samples", "concurrency"):
+        for name in ("jobs", "processes", "latency_samples", "concurrency", "enqueue_samples"):
             if getattr(self, name) < 1:
                 raise BenchError(f"bench: --{name.replace('_', '-')} must be at least 1")
 
@@ -92,6 +99,7 @@ class BenchResult:
     machine: dict[str, Any]
     workers_used: int
     batches: dict[str, float] = field(default_factory=dict)
+    enqueue: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """DESIGN.md's ``bench --json`` keys, plus a few that explain them."""
@@ -109,6 +117,7 @@ class BenchResult:
             "machine": self.machine,
             "workers_used": self.workers_used,
             "batches": self.batches,
+            "enqueue": self.enqueue,
         }
 
 
@@ -344,6 +353,45 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50": cuts[49], "p99": cuts[98], "max": max(samples)}
 
 
+def measure_enqueue(url: str, samples: int) -> dict[str, Any]:
+    """The application API's single-job enqueue, one autocommit call at a time: jobs/s and per call."""
+    with db.connect(url, application_name="river-supervisor bench") as conn:
+        sync = [_timed_enqueue(conn, n) for n in range(samples)]
+    return {
+        "samples": samples,
+        "sync": per_call(sync),
+        "async": per_call(asyncio.run(_enqueue_async(url, samples))),
+    }
+
+
+def _timed_enqueue(conn: psycopg.Connection[Any], n: int) -> float:
+    started = time.perf_counter()
+    client.enqueue(conn, NOOP_KIND, {"n": n}, queue=ENQUEUE_QUEUE, max_attempts=1)
+    return time.perf_counter() - started
+
+
+async def _enqueue_async(url: str, samples: int) -> list[float]:
+    aconn = await psycopg.AsyncConnection.connect(
+        url, autocommit=True, application_name="river-supervisor bench"
+    )
+    async with aconn:
+        seconds = []
+        for n in range(samples):
+            started = time.perf_counter()
+            await client.enqueue_async(aconn, NOOP_KIND, {"n": n}, queue=ENQUEUE_QUEUE, max_attempts=1)
+            seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def per_call(seconds: list[float]) -> dict[str, float]:
+    """Calls per second of back-to-back calls, and the per-call time in ms (p50, p99, max)."""
+    cuts = percentiles([s * 1000 for s in seconds])
+    return {
+        "jobs_per_second": round(len(seconds) / sum(seconds)),
+        **{f"{name}_ms": round(value, 2) for name, value in cuts.items()},
+    }
+
+
 def measure_insert(conn: psycopg.Connection[Any], jobs: int) -> tuple[float, int, int]:
     """COPY ``jobs`` no-op jobs in one call; (seconds, first id - 1, last id)."""
     specs = _specs(jobs, "work")
@@ -415,6 +463,8 @@ def run(database_url: str, options: BenchOptions, progress: Progress | None = No
                 warm_up(conn, sup, options)
                 say(f"latency: {options.latency_samples} jobs, one at a time")
                 latency, samples = measure_latency(conn, sup, options)
+                say(f"enqueue: {options.enqueue_samples} single-job calls, sync then async")
+                enqueue = measure_enqueue(url, options.enqueue_samples)
                 say(f"insert: {options.jobs} jobs with COPY")
                 insert_seconds, after, until = measure_insert(conn, options.jobs)
                 say("work: draining them through the supervisor")
@@ -438,4 +488,5 @@ def run(database_url: str, options: BenchOptions, progress: Progress | None = No
         machine=about,
         workers_used=work.workers,
         batches=work.batches(),
+        enqueue=enqueue,
     )

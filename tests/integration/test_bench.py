@@ -13,7 +13,17 @@ import psycopg
 from tests.harness.supervisors import SupervisorFactory
 
 LOST_LEADERSHIP = {"leadership.lost", "leadership.expired", "leadership.superseded", "leadership.resigned"}
-BENCH_ARGS = ["--json", "--jobs", "2000", "--latency-samples", "20", "--processes", "2"]
+BENCH_ARGS = [
+    "--json",
+    "--jobs",
+    "2000",
+    "--latency-samples",
+    "20",
+    "--processes",
+    "2",
+    "--enqueue-samples",
+    "50",
+]
 
 
 def run_bench(database_url: str) -> dict[str, Any]:
@@ -51,6 +61,10 @@ def test_bench_json_reports_positive_figures_and_leaves_no_jobs_behind(
     assert doc["machine"]["cpus"] > 0
     assert doc["machine"]["python"] and doc["machine"]["postgres"]
     assert doc["workers_used"] == 2  # both worker processes ran jobs
+    assert doc["enqueue"]["samples"] == 50
+    for mode in ("sync", "async"):  # the application API's single-job enqueue
+        figures = doc["enqueue"][mode]
+        assert figures["jobs_per_second"] > 0 and figures["p99_ms"] >= figures["p50_ms"] > 0, mode
     assert bench_schemas(db) == []
     assert db.execute("select count(*) as n from river_job").fetchone()["n"] == 0
 

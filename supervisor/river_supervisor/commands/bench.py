@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--latency-samples", type=_positive, default=defaults.latency_samples, metavar="N",
         help=f"jobs inserted one by one for enqueue-to-start latency (default: {defaults.latency_samples})",
     )  # fmt: skip
+    parser.add_argument(
+        "--enqueue-samples", type=_positive, default=defaults.enqueue_samples, metavar="N",
+        help=f"single-job enqueue calls, sync and async (default: {defaults.enqueue_samples})",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 
 
@@ -68,6 +72,7 @@ def render(doc: dict[str, Any]) -> str:
     load = machine["load_average"]
     rows = [
         ("insert (COPY)", f"{doc['insert_jobs_per_second']:,}", "jobs/s", TARGETS["insert"]),
+        *enqueue_rows(doc["enqueue"]),
         ("work (end to end)", f"{doc['work_jobs_per_second']:,}", "jobs/s", TARGETS["work"]),
         ("latency p50", f"{latency['p50']:.1f}", "ms", ""),
         ("latency p99", f"{latency['p99']:.1f}", "ms", TARGETS["p99"]),
@@ -93,6 +98,16 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def enqueue_rows(enqueue: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The single-job API's figures, beside COPY's: one call, one job, one transaction."""
+    rows = []
+    for mode in ("sync", "async"):
+        figures = enqueue[mode]
+        rows.append((f"enqueue ({mode}, 1 per call)", f"{figures['jobs_per_second']:,}", "jobs/s", ""))
+        rows.append((f"enqueue ({mode}) p99 per call", f"{figures['p99_ms']:.2f}", "ms", ""))
+    return rows
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -105,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         processes=args.processes,
         latency_samples=args.latency_samples,
         concurrency=args.concurrency,
+        enqueue_samples=args.enqueue_samples,
     )
 
     # The scratch schema's migrations are routine here: keep their INFO lines off the output.
