@@ -17,7 +17,8 @@ configuration file of its own: the bench queue only, the ``bench`` plugin only, 
    ``attempted_at - created_at``, both from the database clock;
 3. enqueue: the application API (``river_supervisor.enqueue``), one job per call on an autocommit
    connection (each call its own transaction with its ``river_insert``), ``enqueue_samples`` calls
-   sync then as many on an ``AsyncConnection``; per-call time on the client's clock. Into a queue
+   sync, as many on an ``AsyncConnection``, and as many inside one transaction (the call without
+   its commit, which is then the application's); per-call time on the client's clock. Into a queue
    the supervisor does not serve, so the figure is the insert's own, not shared with the workers;
 4. insert: ``queue.insert_many_copy`` of ``jobs`` no-op jobs in one call (specs built beforehand);
    the rows are invisible to the workers until the COPY commits, so they do not compete with it;
@@ -357,10 +358,13 @@ def measure_enqueue(url: str, samples: int) -> dict[str, Any]:
     """The application API's single-job enqueue, one autocommit call at a time: jobs/s and per call."""
     with db.connect(url, application_name="river-supervisor bench") as conn:
         sync = [_timed_enqueue(conn, n) for n in range(samples)]
+        with conn.transaction():  # the application's transaction: its commit is not the call's
+            in_transaction = [_timed_enqueue(conn, n) for n in range(samples)]
     return {
         "samples": samples,
         "sync": per_call(sync),
         "async": per_call(asyncio.run(_enqueue_async(url, samples))),
+        "sync_in_transaction": per_call(in_transaction),
     }
 
 

@@ -62,7 +62,7 @@ def test_bench_json_reports_positive_figures_and_leaves_no_jobs_behind(
     assert doc["machine"]["python"] and doc["machine"]["postgres"]
     assert doc["workers_used"] == 2  # both worker processes ran jobs
     assert doc["enqueue"]["samples"] == 50
-    for mode in ("sync", "async"):  # the application API's single-job enqueue
+    for mode in ("sync", "async", "sync_in_transaction"):  # the application API's single-job enqueue
         figures = doc["enqueue"][mode]
         assert figures["jobs_per_second"] > 0 and figures["p99_ms"] >= figures["p50_ms"] > 0, mode
     assert bench_schemas(db) == []

@@ -141,3 +141,39 @@ def test_psycopg_pool_connection_block_commits_and_rolls_back(
     asyncio.run(with_async_pool())
     assert [job["args"] for job in jobs(db)] == [{"to": 1}, {"to": 3}]
     assert watch.queues_until_marker(db) == ["default", "default"]
+
+
+def test_rivers_python_client_writes_rows_a_worker_fetches_without_a_wake_up(
+    database_url: str, db: psycopg.Connection, watch: InsertWatch
+) -> None:
+    """The README's comparison with ``riverqueue``, River's insert-only Python client, as measured."""
+    riverqueue = pytest.importorskip("riverqueue")
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    from river_supervisor import queue
+    from riverqueue.driver import riversqlalchemy
+
+    class Charge:
+        kind = "billing.charge"
+
+        def __init__(self, customer: int) -> None:
+            self.customer = customer
+
+        def to_json(self) -> str:
+            return f'{{"customer": {self.customer}}}'
+
+    engine = sqlalchemy.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        client = riverqueue.Client(riversqlalchemy.Driver(engine))
+        with engine.begin() as tx:
+            client.insert_tx(tx, Charge(42), insert_opts=riverqueue.InsertOpts(queue="billing"))
+        unique = riverqueue.InsertOpts(queue="billing", unique_opts=riverqueue.UniqueOpts(by_args=True))
+        with pytest.raises(sqlalchemy.exc.ProgrammingError, match="no unique or exclusion constraint"):
+            client.insert(Charge(43), insert_opts=unique)  # 0.7.0 targets River's v5 unique index
+    finally:
+        engine.dispose()
+
+    assert watch.queues_until_marker(db) == []  # it sends no river_insert: workers find it on their poll
+    fetched = queue.fetch(db, "billing", 10, "test-worker")  # what a worker's fetch takes
+    assert [(job.kind, job.args, job.state) for job in fetched] == [
+        ("billing.charge", {"customer": 42}, "running")
+    ]
