@@ -56,7 +56,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from . import client, db, queue, schema
 from .benchjobs import NOOP_KIND, QUEUE
 from .errors import RiverSupervisorError
-from .worker import set_parent_death_signal
+from .processes import set_parent_death_signal
 
 Progress = Callable[[str], None]
 

@@ -12,6 +12,7 @@ keys in ``unique``, batching in ``completer``; the public names are re-exported 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,6 +59,7 @@ __all__ = [
     "cancel",
     "channel",
     "clean",
+    "end_sessions",
     "fetch",
     "fetch_for_work",
     "format_time",
@@ -278,3 +280,20 @@ def in_seconds(seconds: float, now: datetime | None = None) -> datetime:
 def running_by_worker(conn: psycopg.Connection[Any], worker_id: str) -> list[int]:
     """Ids of jobs still ``running`` whose latest attempt belongs to ``worker_id``."""
     return [row["id"] for row in run_all(conn, "job_running_ids_by_worker", {"worker_id": worker_id})]
+
+
+def end_sessions(conn: psycopg.Connection[Any], application_name: str, timeout: float = 5.0) -> bool:
+    """End a dead worker's database sessions and wait until they are gone (True) or ``timeout``.
+
+    Called before ``running_by_worker``: a fetch in flight when its worker died is then settled
+    (committed or rolled back), so no job it took can be missed.
+    """
+    params = {"application_name": application_name}
+    if not db.fetch_one(conn, "session_terminate_by_application", params)["ended"]:
+        return True
+    deadline = time.monotonic() + timeout
+    while db.fetch_one(conn, "session_count_by_application", params)["sessions"]:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -12,7 +12,9 @@ workers. Each turn of the loop:
 
 Signal handlers do nothing but wake the loop (``signal.set_wakeup_fd``). The parent never runs
 jobs and never forks from a thread: workers come from a forkserver, a clean process that never
-inherits the parent's threads (Sentry's transport) or sockets.
+inherits the parent's threads (Sentry's transport) or sockets, and are then adopted by the parent
+(``processes``): the forkserver and the resource tracker may die at any time; the next start
+replaces them, and no running worker notices.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import multiprocess
 import multiprocess.connection
 import psycopg
 
-from . import alerts, db, discovery, manifest, queue, schema, worker
+from . import alerts, db, discovery, manifest, processes, queue, schema, worker
 from .children import KILL_AFTER, SILENT_AFTER, ExitReport, RestartPolicy, WorkerHandle, classify_exit
 from .config import Config
 from .duties import Duties
@@ -41,6 +43,8 @@ from .schedules import monitor_config
 log = logging.getLogger(__name__)
 
 RECOVERABLE = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
+# What starting a worker raises when the forkserver died under us; the next start replaces it.
+SPAWN_ERRORS = (EOFError, OSError)
 IDLE_WAIT = 5.0
 
 
@@ -89,6 +93,8 @@ class Supervisor:
         self.duties: Duties | None = None
         self.monitors: tuple[tuple[str, str, dict[str, Any]], ...] = ()
         self.metrics: Any = None  # metrics.Metrics with [metrics] listen set (imported only then)
+        self.adopts = False  # a child subreaper: workers become our own children
+        self.stray_groups: set[int] = set()  # process groups of dead workers with members to reap
 
     # --- boot -------------------------------------------------------------------------------
 
@@ -97,7 +103,7 @@ class Supervisor:
         return self.identity.node_id
 
     def _boot(self) -> None:
-        worker.set_title(f"river-supervisor: supervisor [{self.cfg.cluster}/{self.cfg.node}]")
+        processes.set_title(f"river-supervisor: supervisor [{self.cfg.cluster}/{self.cfg.node}]")
         self.plugin_set = discovery.discover(self.cfg.plugins)
         self.plugin_set.raise_for_conflicts()
         for report in self.plugin_set.errors:
@@ -131,6 +137,12 @@ class Supervisor:
                 "run `river-supervisor migrate`"
             )
         self._install_signals()
+        self.adopts = processes.become_subreaper()
+        if not self.adopts:
+            log.warning(
+                "cannot become a child subreaper (not Linux?): workers are watched by pid and pipe only",
+                extra={"event": "supervisor.no_subreaper"},
+            )
         self._ctx = multiprocess.get_context("forkserver")
         self._ctx.set_forkserver_preload(["river_supervisor.worker", *self.plugin_set.modules])
         for problem in local.schedules.problems:
@@ -187,12 +199,16 @@ class Supervisor:
         if self.duties is not None and (fd := self.duties.fileno()) is not None:
             waitables.append(fd)
         for handle in self.workers.values():
-            waitables += [handle.process.sentinel, handle.pipe]
+            if not handle.pipe_closed:
+                waitables.append(handle.pipe)
+            if handle.pidfd is not None:
+                waitables.append(handle.pidfd)
         multiprocess.connection.wait(waitables, timeout)
         now = time.monotonic()
         self._drain_signals(now)
         self._read_pipes(now)
         self._reap(now)
+        self._reap_strays()
         self._enforce_timeouts(now)
         self._enforce_stop(now)
         if not self.stopping and self.duties is not None:
@@ -276,6 +292,7 @@ class Supervisor:
         spec = worker.WorkerSpec(
             index=index,
             worker_id=f"{self.node_id}/w{index}.{self.generation}",
+            backend_name=f"river-supervisor worker {index} {self.identity.boot_id}.{self.generation}",
             database_url=self.cfg.database_url or "",
             cluster=self.cfg.cluster,
             node=self.cfg.node,
@@ -292,25 +309,33 @@ class Supervisor:
             monitors=self.monitors,
         )
         process = self._ctx.Process(target=worker.main, args=(spec, child_end), name=f"worker-{index}")
-        process.start()
-        child_end.close()
-        handle = WorkerHandle(
+        try:
+            process.start()  # the forkserver (and the resource tracker) are started again if they died
+        except SPAWN_ERRORS as exc:
+            parent_end.close()
+            delay = self.restarts.spawn_failed(index)
+            self.restart_at[index] = now + delay
+            log.warning(
+                "could not start worker %d: %s: %s; trying again in %.1fs",
+                index,
+                type(exc).__name__,
+                exc,
+                delay,
+                extra={"event": "worker.spawn_failed", "worker": index},
+            )
+            return
+        finally:
+            child_end.close()
+        self.restarts.spawned(index)
+        # ``process`` is the worker's first process, which exits at once (processes.detach): the
+        # worker proper reports its pid over the pipe and is watched from then on.
+        self.workers[index] = WorkerHandle(
             index,
-            process,
             parent_end,
             started_at=now,
-            pid=process.pid,
             last_heard=now,
             worker_id=spec.worker_id,
-        )
-        self.workers[index] = handle
-        if self.metrics is not None:
-            self.metrics.worker_started(index)
-        log.info(
-            "worker %d started (pid %d)",
-            index,
-            process.pid,
-            extra={"event": "worker.started", "worker": index, "pid": process.pid},
+            backend_name=spec.backend_name,
         )
 
     def _top_up(self, now: float) -> None:
@@ -332,10 +357,13 @@ class Supervisor:
                 # unpickle it with dill's pure-Python unpickler, far slower on this hot path.
                 message = pickle.loads(handle.pipe.recv_bytes())
             except (EOFError, OSError):
+                handle.pipe_closed = True  # the worker is gone (or going): its pidfd or waitpid says
                 return
             handle.last_heard = now
             kind = message[0]
-            if kind == "fetched":
+            if kind == "pid":
+                self._adopted(handle, message[1])
+            elif kind == "fetched":
                 handle.take_fetched(message[1], now)
             elif kind == "done":
                 handle.release(message[1])
@@ -343,18 +371,47 @@ class Supervisor:
                     self.metrics.jobs_finished(message[2])
             elif kind == "ready":
                 handle.ready = True
-                self.restarts.record_healthy(handle.index, now)
+                if self.restarts.record_ready(handle.index):
+                    log.warning(
+                        "worker %d started again: its breaker is closed",
+                        handle.index,
+                        extra={"event": "worker.breaker_closed", "worker": handle.index},
+                    )
             elif kind == "boot_error":
                 handle.boot_error = message[1]
 
+    def _adopted(self, handle: WorkerHandle, pid: int) -> None:
+        handle.pid = pid
+        handle.pidfd = processes.open_pidfd(pid)
+        if self.metrics is not None:
+            self.metrics.worker_started(handle.index)
+        log.info(
+            "worker %d started (pid %d)",
+            handle.index,
+            pid,
+            extra={"event": "worker.started", "worker": handle.index, "pid": pid},
+        )
+
+    def _has_exited(self, handle: WorkerHandle) -> bool:
+        if handle.pid is None:  # died before its pid arrived: only the pipe can tell
+            return handle.pipe_closed
+        return processes.has_exited(handle.pid, handle.pidfd)
+
     def _reap(self, now: float) -> None:
         for index, handle in list(self.workers.items()):
-            if handle.process.is_alive():
+            if not self._has_exited(handle):
                 continue
             self._read_pipe(handle, now)  # outcomes flushed just before the exit
-            handle.process.join(0)
+            # What its jobs started dies with it: end the group while the worker's zombie still
+            # holds the group id (no other process can have taken it), then collect the status.
+            processes.kill_group(handle.pid, signal.SIGKILL)
+            exitcode = processes.reap(handle.pid) if handle.pid is not None else None
+            processes.close_fd(handle.pidfd)
+            if handle.pid is not None:
+                self.stray_groups.add(handle.pid)
             report = classify_exit(
-                handle.process.exitcode,
+                exitcode,
+                ready=handle.ready,
                 stopping=self.stopping,
                 killed_by_us=handle.term_sent_at is not None,
             )
@@ -364,11 +421,22 @@ class Supervisor:
             del self.workers[index]
             with contextlib.suppress(OSError):
                 handle.pipe.close()
-            self._log_exit(handle, report)
+            self._log_exit(handle, report, exitcode)
             if not self.stopping:
                 self._schedule_restart(handle, report, now)
 
-    def _log_exit(self, handle: WorkerHandle, report: ExitReport) -> None:
+    def _reap_strays(self) -> None:
+        """Collect what dead jobs left in a worker's group (they are re-parented to us)."""
+        if not self.adopts:
+            return
+        for handle in self.workers.values():
+            if handle.pid is not None:
+                processes.reap_strays(handle.pid, keep=handle.pid)
+        for pgid in list(self.stray_groups):
+            if not processes.reap_strays(pgid):
+                self.stray_groups.discard(pgid)
+
+    def _log_exit(self, handle: WorkerHandle, report: ExitReport, exitcode: int | None) -> None:
         detail = f": {handle.boot_error}" if handle.boot_error else ""
         log.log(
             logging.getLevelName(report.level),
@@ -377,37 +445,35 @@ class Supervisor:
             handle.pid,
             report.description,
             detail,
-            extra={"event": "worker.exited", "worker": handle.index, "exitcode": handle.process.exitcode},
+            extra={"event": "worker.exited", "worker": handle.index, "exitcode": exitcode},
         )
 
     def _schedule_restart(self, handle: WorkerHandle, report: ExitReport, now: float) -> None:
-        if not report.abnormal:
-            self.restart_at[handle.index] = now
-            return
-        delay = self.restarts.record_crash(handle.index, now)
-        if delay is None:
+        decision = self.restarts.record_exit(handle.index, now, report, handle.boot_error or "")
+        self.restart_at[handle.index] = now + decision.delay
+        if decision.tripped:
             message = (
-                "worker %d crashed %d times within %.0fs: not restarting it (crash loop); "
-                "fix the cause and restart the supervisor"
+                "worker %d could not start %d times in a row (last: %s): its breaker is open; "
+                "trying again every %.0fs"
             )
-            args = (handle.index, self.restarts.count, self.restarts.window)
-            log.critical(message, *args, extra={"event": "worker.crash_loop", "worker": handle.index})
+            reason = handle.boot_error or report.description
+            args = (handle.index, self.restarts.trip_after, reason, decision.delay)
+            log.critical(message, *args, extra={"event": "worker.breaker_open", "worker": handle.index})
             alerts.crash_loop_event(
                 self.cfg.cluster,
                 self.cfg.node,
-                crashes=self.restarts.count,
-                window=self.restarts.window,
+                handle.index,
+                message % args,
                 last_exit=report.description,
-                worker=handle.index,
+                detail={"breaker": "open", "retry_seconds": decision.delay},
             )
-            return
-        self.restart_at[handle.index] = now + delay
-        log.info(
-            "restarting worker %d in %.1fs",
-            handle.index,
-            delay,
-            extra={"event": "worker.restart_scheduled", "worker": handle.index, "delay": delay},
-        )
+        elif decision.delay > 0:
+            log.info(
+                "restarting worker %d in %.1fs",
+                handle.index,
+                decision.delay,
+                extra={"event": "worker.restart_scheduled", "worker": handle.index, "delay": decision.delay},
+            )
 
     def _record_fate_of_jobs(self, handle: WorkerHandle, report: ExitReport) -> None:
         """Write into each row what happened to the jobs a dead worker held, at once."""
@@ -417,7 +483,9 @@ class Supervisor:
         try:
             conn = self._db()
             if report.abnormal and worker_id:
-                # Jobs fetched but not yet reported over the pipe when the worker died.
+                # Jobs fetched but not yet reported over the pipe when the worker died. Its sessions
+                # end first: a fetch it sent just before dying may still be committing.
+                queue.end_sessions(conn, handle.backend_name)
                 others = sorted(set(others) | set(queue.running_by_worker(conn, worker_id)))
                 others = [i for i in others if i not in handle.timed_out]
             for job in timed_out:
@@ -484,7 +552,7 @@ class Supervisor:
             self._kill(handle, signal.SIGKILL)
             handle.killed = True
         else:
-            self._kill(handle, signal.SIGTERM)
+            self._kill(handle, worker.EXIT_NOW)
 
     @staticmethod
     def _kill(handle: WorkerHandle, sig: int) -> None:
@@ -509,7 +577,12 @@ class Supervisor:
         # Workers left only if the loop ended by an error: stop them and put their jobs back.
         for handle in list(self.workers.values()):
             self._kill(handle, signal.SIGKILL)
-            handle.process.join(KILL_AFTER)
+            deadline = time.monotonic() + KILL_AFTER
+            while not self._has_exited(handle) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            processes.kill_group(handle.pid, signal.SIGKILL)
+            if handle.pid is not None:
+                processes.reap(handle.pid)
             self._record_fate_of_jobs(handle, ExitReport("stopped: supervisor exiting", False, False, "INFO"))
         self.workers.clear()
         if self.duties is not None:

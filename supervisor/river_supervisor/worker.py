@@ -5,10 +5,11 @@ How a worker runs several jobs at once: one process runs up to its share of each
 reach the configured concurrency at a fraction of a process's memory; CPU-bound work scales with
 ``processes`` instead. The parent splits each queue's concurrency between its processes.
 
-Child contract (gunicorn's): ``main`` runs after the start, never before. It sets the parent-death
-signal and re-checks the parent, names the process, resets signal handlers, opens its own Sentry
-client and database connections (nothing crosses the fork), loads the plugins (already imported
-by the forkserver preload, so this is cheap), then loops:
+Child contract (gunicorn's): ``main`` runs after the start, never before. It has the supervisor
+adopt it (``processes.detach``: its own process group, the supervisor as its parent, the
+parent-death signal armed), names the process, resets signal handlers, opens its own Sentry client
+and database connections (nothing crosses the fork), loads the plugins (already imported by the
+forkserver preload, so this is cheap), then loops:
 
     wait (insert notification | half a queue's slots free, or all | poll interval | parent message)
     -> fetch as many jobs as there are free slots, per queue, in one statement each
@@ -16,13 +17,18 @@ by the forkserver preload, so this is cheap), then loops:
     -> hand them to the job threads (one per slot, started at boot, fed by one SimpleQueue)
     -> outcome to the completer -> batched write -> tell the parent.
 
+Signals: SIGTERM drains (stop fetching, let running jobs finish, exit), the same as the parent's
+"stop" message, so a SIGTERM sent to every process (systemd's control-group stop) still stops
+gracefully: the parent decides how long the drain may last. SIGUSR1 means "exit now": the parent
+sends it when a job ran past its timeout or the grace period is over, and it is the parent-death
+signal. A worker whose parent is gone puts its jobs back and ends its process group.
+
 This module is preloaded by the forkserver: importing it has no side effects.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -30,7 +36,6 @@ import pickle
 import queue as queue_module
 import select
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -40,16 +45,17 @@ from typing import Any
 
 import psycopg
 
-from . import alerts, db, discovery, plugins, queue
+from . import alerts, db, discovery, plugins, processes, queue
 from .backoff import service_backoff
 from .config import PluginsConfig, SentryConfig
 from .errors import DatabaseUnavailable
 from .job_stats import JobStats
+from .processes import set_title
 
 log = logging.getLogger(__name__)
 
-# Exit codes the parent reads (gunicorn's idea): a worker that cannot boot is not restarted in a
-# tight loop; one that lost its parent exits quietly.
+# Exit codes, for the log: the parent classifies an exit by whether the worker had said "ready",
+# never by a code alone (a job's os._exit(3) can produce any of these).
 EXIT_OK = 0
 EXIT_BOOT_ERROR = 3
 EXIT_ORPHANED = 4
@@ -59,7 +65,7 @@ OUTPUT_LIMIT = 1024 * 1024  # a handler's JSON result above this is not kept in 
 RECONNECT_CAP = 10.0  # a worker retries a lost database at least this often
 # What a lost or restarting database raises: reconnect with backoff, never exit for it.
 RECOVERABLE = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
-PR_SET_PDEATHSIG = 1
+EXIT_NOW = signal.SIGUSR1  # the parent's "exit now", and the parent-death signal
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,7 @@ class WorkerSpec:
     plugins: PluginsConfig
     sentry: SentryConfig
     parent_pid: int
+    backend_name: str = "river-supervisor worker"  # application_name, unique per worker process
     log_level: str = "INFO"
     log_format: str = "text"
     # Sentry Crons: periodic id -> (monitor slug, monitor_config), for schedules with monitor = true
@@ -86,38 +93,30 @@ class WorkerSpec:
 # --- process set-up ----------------------------------------------------------------------------
 
 
-def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
-    """Ask Linux to signal us when the parent dies; elsewhere the heartbeat loop checks getppid()."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-
-
-def set_title(title: str) -> None:
-    try:
-        import setproctitle
-    except ImportError:  # an optional nicety; never a reason not to run
-        return
-    setproctitle.setproctitle(title)
-
-
 class _Signals:
     """Signal handlers only set flags and poke the wakeup pipe (gunicorn's rule)."""
 
     def __init__(self, wake_fd: int) -> None:
-        self.terminate = False
+        self.terminate = False  # exit now
+        self.drain = False  # stop fetching, finish the running jobs, exit
         self._wake_fd = wake_fd
 
     def install(self) -> None:
+        signal.signal(EXIT_NOW, self._on_exit_now)
         signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C hits the group
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C hits its group
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the parent reloads; a worker is replaced
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
-    def _on_term(self, signum: int, frame: object) -> None:
+    def _on_exit_now(self, signum: int, frame: object) -> None:
         self.terminate = True
+        self._wake()
+
+    def _on_term(self, signum: int, frame: object) -> None:
+        self.drain = True
+        self._wake()
+
+    def _wake(self) -> None:
         with contextlib.suppress(OSError):
             os.write(self._wake_fd, b"t")
 
@@ -204,8 +203,10 @@ def _output(job: plugins.Job, result: Any) -> str | None:
 
 
 class Worker:
-    def __init__(self, spec: WorkerSpec, pipe: Any) -> None:
+    def __init__(self, spec: WorkerSpec, pipe: Any, *, adopted: bool = False) -> None:
         self.spec = spec
+        self.adopted = adopted  # the supervisor is our parent (see processes.detach)
+        self.leaving = False  # orphaned: outcomes from now on are not written (the jobs go back)
         self.pipe = pipe
         self._pipe_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
@@ -232,7 +233,6 @@ class Worker:
             database_url=spec.database_url, node=spec.node, cluster=spec.cluster, worker_id=spec.worker_id
         )
         self.job_threads: list[threading.Thread] = []
-        self._os_parent = os.getppid()
         self._connect_attempts = 0
         self._reconnect_at = 0.0
         self._monitors = {pid: (slug, cfg) for pid, slug, cfg in spec.monitors}
@@ -270,9 +270,9 @@ class Worker:
         """Open the fetch connection and LISTEN on it, before any fetch reads the queue (so no
         insert notification between the two is lost). On failure, schedule a retry."""
         try:
-            conn = db.connect(
-                self.spec.database_url, application_name=f"river-supervisor worker {self.spec.index}"
-            )
+            # A name of its own: after a crash the parent ends this backend before it looks for the
+            # jobs the worker held, so a fetch still in flight cannot commit behind its back.
+            conn = db.connect(self.spec.database_url, application_name=self.spec.backend_name)
             conn.execute("LISTEN " + _quote_channel(conn, queue.TOPIC_INSERT))
             conn.execute("LISTEN " + _quote_channel(conn, queue.TOPIC_CONTROL))
         except RECOVERABLE as exc:
@@ -320,6 +320,9 @@ class Worker:
         while True:
             if self.signals.terminate:
                 raise SystemExit(self._terminate())
+            if self.signals.drain and not self.stopping:
+                self._check_parent()  # the parent-death signal of another platform, perhaps
+                self.stopping = True
             now = time.monotonic()
             if now >= next_heartbeat:
                 self._check_parent()
@@ -474,8 +477,8 @@ class Worker:
             job, errors_count = get()
             try:
                 self._run_one(job, errors_count)
-            except Exception:  # the thread lives on; after SIGTERM the completer is closed, say nothing
-                if not self.signals.terminate:
+            except Exception:  # the thread lives on; once told to exit the completer is closed, say nothing
+                if not (self.signals.terminate or self.leaving):
                     log.exception(
                         "job %d: recording its outcome failed", job.id, extra={"event": "worker.job_failed"}
                     )
@@ -496,7 +499,10 @@ class Worker:
             alerts.checkin(monitor[0], status, monitor[1], check_in, took)
         # Counted before it is submitted, so the "done" message that reports the job carries it.
         self.stats.record(job.kind, job.queue, queue.outcome_name(outcome), took)
-        self.completer.submit(outcome)
+        with self._lock:
+            if self.leaving:  # orphaned: the job goes back with the others, nothing to write
+                return
+            self.completer.submit(outcome)
         name = job.queue
         with self._lock:
             running = self._running[name] - 1
@@ -506,11 +512,9 @@ class Worker:
 
     # leaving
     def _parent_alive(self) -> bool:
-        # Our OS parent is the forkserver, which exits when the supervisor dies (and PDEATHSIG
-        # then fires); the supervisor's own pid is checked as well, for other platforms.
-        if os.getppid() != self._os_parent:
-            return False
-        try:
+        if self.adopted:  # the supervisor is our parent: its death re-parents us
+            return os.getppid() == self.spec.parent_pid
+        try:  # not adopted (another platform): ask by pid; the pipe's EOF tells as well
             os.kill(self.spec.parent_pid, 0)
         except ProcessLookupError:
             return False
@@ -527,9 +531,16 @@ class Worker:
                 extra={"event": "worker.orphaned", "worker": self.spec.index},
             )
             self._put_back_held()
+            alerts.flush(1.0)
+            # End the whole group: what our jobs started must not outlive us (nor do we wait on
+            # job threads still running: their jobs were just put back).
+            processes.kill_group(os.getpgrp(), signal.SIGKILL)
             os._exit(EXIT_ORPHANED)
 
     def _put_back_held(self) -> None:
+        """Write the outcomes already finished, then put every job still held back, unattempted."""
+        with self._lock:
+            self.leaving = True  # from here on job threads submit nothing (see _run_one)
         with contextlib.suppress(Exception):
             self.completer.close(timeout=1.0)
         with self._lock:
@@ -537,15 +548,14 @@ class Worker:
         if held:
             with contextlib.suppress(Exception):
                 conn = self.conn or db.connect(
-                    self.spec.database_url, application_name="river-supervisor worker"
+                    self.spec.database_url, application_name=self.spec.backend_name
                 )
                 queue.record_outcomes(conn, [queue.Interrupted(job_id=i) for i in held])
 
     def _terminate(self) -> int:
-        """SIGTERM: flush finished outcomes now; the parent decides the fate of running jobs."""
+        """Exit now: flush finished outcomes; the parent decides the fate of running jobs."""
         if not self._parent_alive():
-            self._put_back_held()
-            return EXIT_ORPHANED
+            self._check_parent(force=True)
         with contextlib.suppress(Exception):
             self.completer.close(timeout=2.0)
         return EXIT_OK
@@ -560,17 +570,22 @@ def _quote_channel(conn: Any, topic: str) -> str:
 
 def main(spec: WorkerSpec, pipe: Any) -> None:
     """Entry point in the child process (the forkserver calls this)."""
-    set_parent_death_signal()
-    try:  # the supervisor died before PDEATHSIG was armed
-        os.kill(spec.parent_pid, 0)
-    except ProcessLookupError:
-        os._exit(EXIT_ORPHANED)
+
+    def report_pid(pid: int) -> None:
+        pipe.send_bytes(pickle.dumps(("pid", pid), pickle.HIGHEST_PROTOCOL))
+
+    adopted = processes.detach(report_pid, spec.parent_pid, EXIT_NOW)
+    if not adopted:
+        try:  # not adopted (another platform, or the supervisor died meanwhile): is it there?
+            os.kill(spec.parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(EXIT_ORPHANED)
     set_title(f"river-supervisor: worker {spec.index} [{spec.cluster}/{spec.node}]")
     from .logs import install
 
     install(level=spec.log_level, fmt=spec.log_format)
     alerts.init(spec.sentry, role="worker", cluster=spec.cluster, node=spec.node, secrets=[spec.database_url])
-    worker = Worker(spec, pipe)
+    worker = Worker(spec, pipe, adopted=adopted)
     try:
         worker.boot()
     except Exception as exc:  # cannot boot: say why in one line; the parent backs off
@@ -592,4 +607,4 @@ def main(spec: WorkerSpec, pipe: Any) -> None:
         log.exception("worker %d failed", spec.index, extra={"event": "worker.crashed"})
         code = 1
     alerts.flush(2.0)
-    os._exit(code)  # job threads may still run (abandoned on SIGTERM): do not wait for them
+    os._exit(code)  # job threads may still run (abandoned on "exit now"): do not wait for them

@@ -1,8 +1,9 @@
 """Real ``river-supervisor run`` processes for tests.
 
 Each supervisor gets its own TOML file in ``tmp_path``, runs ``python -m river_supervisor run`` in
-a new process group, and logs JSON lines to a file (never an undrained pipe). Teardown kills the
-group and fails the test if any process of it survived.
+a new session, and logs JSON lines to a file (never an undrained pipe). Workers lead process groups
+of their own inside that session, so "the supervisor's processes" are the session's. Teardown kills
+them all and fails the test if any process of it survived.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def to_toml(settings: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _process_group_members(pgid: int) -> list[int]:
+def _process_group_members(pgid: int, field: int = 2) -> list[int]:
+    """Live processes whose process group (``field`` 2) or session (``field`` 3) is ``pgid``."""
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -71,9 +73,18 @@ def _process_group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
+        if fields[0] != "Z" and int(fields[field]) == pgid:
             members.append(int(entry.name))
     return members
+
+
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name: state, ppid, pgrp, session, ... ([] if gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ["", "", "", ""]
+    return stat[stat.rindex(")") + 2 :].split()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -161,13 +172,43 @@ class SupervisorProcess:
         return wait_until(found, timeout, f"log event {event} from {self.name}", context=self.log_tail)
 
     def children(self) -> list[int]:
-        """Every live process of this supervisor's group except the supervisor itself."""
-        return [pid for pid in _process_group_members(self.pid) if pid != self.pid]
+        """Every live process of this supervisor's session except the supervisor itself."""
+        return [pid for pid in self.group() if pid != self.pid]
 
     def group(self) -> list[int]:
+        """Every live process of the supervisor's session: its own group and its workers' groups."""
+        return _process_group_members(self.pid, field=3)
+
+    def workers(self) -> list[int]:
+        """Live worker processes: each leads a process group of its own in the session."""
+        return [pid for pid in self.group() if pid != self.pid and _stat(pid)[2] == str(pid)]
+
+    def helpers(self, name: str) -> list[int]:
+        """Live helper processes of the supervisor whose command line names ``name``
+        (``forkserver``, ``resource_tracker``)."""
+        found = []
+        for pid in self.process_group():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if pid != self.pid and name in cmdline:
+                found.append(pid)
+        return found
+
+    def process_group(self) -> list[int]:
+        """The live processes of the supervisor's own process group (not its workers')."""
         return _process_group_members(self.pid)
 
     def kill_group(self) -> None:
+        """SIGKILL every process of the session (frozen first, so none can react to the others)."""
+        members = self.group()
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
         if self.proc is not None:

@@ -39,6 +39,7 @@ LAYERS: dict[int, set[str]] = {
         "backoff",
         "logs",
         "job_stats",
+        "processes",  # OS process primitives for the parent and its workers (prctl, pidfd, groups)
     },
     # (2) one database seam and the queue core; ``discovery`` adds stevedore, ``testing`` runs handlers inline
     2: {

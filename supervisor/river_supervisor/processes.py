@@ -1,0 +1,155 @@
+"""The operating-system side of worker processes: adoption, process groups, reaping.
+
+Why workers are adopted: the forkserver gives clean processes (no inherited threads or sockets), but
+a worker that stayed its child would depend on it. Its parent-death signal would fire when the
+forkserver died, and the forkserver would be the only one to know its exit status (multiprocess
+reports 255 for every worker once the forkserver is gone). So the supervisor makes itself a child
+subreaper, and a new worker forks once more and lets its first process exit: the worker is then
+the supervisor's own child. Its parent-death signal follows the supervisor, the supervisor reads its
+real exit status with ``waitpid``, and the forkserver and the resource tracker can die and be
+replaced without touching a running worker.
+
+Why each worker has its own process group: whatever a job starts (a shell, its ``sleep 600``) stays
+in the worker's group, so killing the group when the worker ends kills it too; and a SIGTERM sent to
+the supervisor's group (``kill -- -PGID``, ``timeout``) reaches only the supervisor, which then stops
+its workers gracefully, exactly as for a SIGTERM to its pid.
+
+Linux-only parts (prctl, pidfd) degrade quietly elsewhere: a worker is then watched through its
+pipe and by pid, and its exit status may be unknown. Nothing here imports psycopg or sentry_sdk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+ADOPTION_WAIT = 5.0  # the first process of a new worker exits at once; never wait longer than this
+
+
+def _prctl(option: int, value: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(option, value, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (our workers, and what their jobs leave behind)."""
+    return _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to signal us when the parent dies; elsewhere the heartbeat loop checks the parent."""
+    _prctl(PR_SET_PDEATHSIG, int(sig))
+
+
+def set_title(title: str) -> None:
+    try:
+        import setproctitle
+    except ImportError:  # an optional nicety; never a reason not to run
+        return
+    setproctitle.setproctitle(title)
+
+
+def detach(report_pid: Callable[[int], None], supervisor_pid: int, death_signal: int) -> bool:
+    """In a new worker: fork once more so that the supervisor adopts the process that goes on.
+
+    The first process makes the second the leader of its own process group, reports its pid
+    (``report_pid``, before anything else the worker sends) and exits. The second waits until it
+    has been adopted, then arms its parent-death signal. Returns True when the supervisor is now the
+    parent (it is a subreaper); False when the worker could not be adopted (another platform).
+    """
+    first = os.getpid()
+    child = os.fork()
+    if child:
+        with contextlib.suppress(OSError):
+            os.setpgid(child, child)  # also done by the child: whichever runs first
+        report_pid(child)
+        os._exit(0)
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    deadline = time.monotonic() + ADOPTION_WAIT
+    while os.getppid() == first and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    if os.getppid() != supervisor_pid:
+        return False
+    set_parent_death_signal(death_signal)
+    return os.getppid() == supervisor_pid  # the supervisor may have died before the signal was armed
+
+
+def open_pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def close_fd(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def has_exited(pid: int, pidfd: int | None) -> bool:
+    """True once ``pid`` has exited, whether or not it is our child yet (its status stays unread)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # not (yet) our child: ask the kernel another way
+        pass
+    if pidfd is not None:
+        readable, _, _ = select.select([pidfd], [], [], 0)
+        return bool(readable)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def reap(pid: int) -> int | None:
+    """Collect an exited child's status: exit code, or minus the signal number; None if unknown."""
+    try:
+        found, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    if not found:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def kill_group(pgid: int | None, sig: int) -> None:
+    """Signal every process of a worker's group (never our own group)."""
+    if pgid is None or pgid <= 1 or pgid == os.getpgrp():
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def reap_strays(pgid: int, keep: int | None = None) -> bool:
+    """Reap exited children of group ``pgid`` (a job's leftovers, adopted by us), except ``keep``.
+
+    Returns False once no child of ours is left in the group, so the caller can forget it.
+    """
+    while True:
+        try:
+            found = os.waitid(os.P_PGID, pgid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return False
+        if found is None or found.si_pid == keep:
+            return True
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(found.si_pid, 0)
