@@ -228,7 +228,7 @@ class SupervisorUnderTest:
         return "\n".join(text[-lines:])
 
     def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL to the whole group if it has not exited after the grace period."""
+        """SIGTERM, then SIGKILL to its whole session if it has not exited after the grace period."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -236,18 +236,20 @@ class SupervisorUnderTest:
                 os.kill(self.proc.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(SHUTDOWN_GRACE + 10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # the forkserver and workers, if any remain
+        for pid, _ in session_members(self.proc.pid):  # the forkserver and workers, if any remain
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             return self.proc.wait(10)
         return None
 
     def worker_pids(self) -> list[int]:
-        return [pid for pid, title in group_members(self.pid) if ": worker " in title]
+        return [pid for pid, title in session_members(self.pid) if ": worker " in title]
 
 
-def group_members(pgid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of the live processes of process group ``pgid``."""
+def session_members(sid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live processes of session ``sid`` (workers lead their own
+    process groups inside the supervisor's session)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -258,7 +260,7 @@ def group_members(pgid: int) -> list[tuple[int, str]]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
+        if fields[0] != "Z" and int(fields[3]) == sid:
             found.append((int(entry.name), cmdline.strip()))
     return sorted(found)
 
