@@ -30,9 +30,7 @@ __all__ = [
 _PLUGIN_API = {"Plugin", "Job", "JobCancel", "JobSnooze"}
 _CLIENT_API = {
     "InsertResult",
-    "InvalidJob",
     "JobSpec",
-    "UniqueOpts",
     "enqueue",
     "enqueue_async",
     "enqueue_many",
@@ -44,11 +42,19 @@ _CLIENT_API = {
 def __getattr__(name: str) -> object:
     # Lazy so that ``import river_supervisor`` stays cheap and side-effect free (the forkserver
     # preloads our worker module; plugins import this package): only the enqueue API, on first
-    # use, brings in psycopg.
+    # use, brings in psycopg. ``UniqueOpts`` and ``InvalidJob`` are pure, for plugins to declare with.
     if name in _PLUGIN_API:
         from . import plugins
 
         return getattr(plugins, name)
+    if name == "UniqueOpts":
+        from .unique import UniqueOpts
+
+        return UniqueOpts
+    if name == "InvalidJob":
+        from .errors import InvalidJob
+
+        return InvalidJob
     if name in _CLIENT_API:
         from . import client
 

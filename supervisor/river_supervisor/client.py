@@ -34,8 +34,8 @@ from .errors import InvalidJob
 from .insert import InsertResult, JobSpec, insert_many, insert_many_async
 from .unique import UniqueOpts
 
-# The application's names; river_supervisor re-exports them (InsertResult, InvalidJob, JobSpec and
-# UniqueOpts are the queue core's, named here so the package finds the whole API in one place).
+# The application's API in one place (InsertResult, InvalidJob, JobSpec and UniqueOpts are the queue
+# core's). The package re-exports them; UniqueOpts and InvalidJob from their own psycopg-free modules.
 __all__ = [
     "EnqueueOptions",
     "InsertResult",

@@ -66,7 +66,7 @@ LAYERS: dict[int, set[str]] = {
 # Same-layer imports that are allowed, importer -> imported. Anything else within a layer fails.
 SAME_LAYER: dict[str, set[str]] = {
     # layer 1: the package lazily re-exports the plugin API; the pure modules share errors and durations
-    ROOT: {"plugins"},
+    ROOT: {"plugins", "unique", "errors"},  # and the pure parts of the enqueue API (UniqueOpts, InvalidJob)
     "config": {"errors", "durations", "config_settings", "config_values", "redaction"},
     # config is split: the settings table (and the reference rendered from it), the kinds of value, redaction
     "config_settings": {"config_values", "durations", "job_options"},

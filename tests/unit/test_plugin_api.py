@@ -48,7 +48,7 @@ def test_plugins_module_imports_neither_psycopg_nor_sentry():
 
 def test_importing_the_api_loads_no_database_or_sentry_module():
     code = (
-        "import sys, river_supervisor; from river_supervisor import Plugin, Job;"
+        "import sys, river_supervisor; from river_supervisor import Plugin, Job, UniqueOpts, InvalidJob;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'sentry_sdk', 'stevedore')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
