@@ -20,6 +20,7 @@ import psycopg
 import pytest
 import river_supervisor
 from river_supervisor import InvalidJob, Plugin, UniqueOpts, enqueue, enqueue_many, job_spec
+from river_supervisor.errors import SchemaMissing
 
 from tests.harness.notifications import InsertWatch
 
@@ -238,3 +239,18 @@ def test_the_cli_prints_the_same_messages(database_url: str, tmp_path: Path) -> 
         )  # fmt: skip
         assert done.returncode == 2, done.stderr
         assert f"river-supervisor: error: {message}" in done.stderr
+
+
+def test_a_database_without_the_schema_says_to_migrate(empty_database_url: str) -> None:
+    with (
+        psycopg.connect(empty_database_url, autocommit=True) as conn,
+        pytest.raises(SchemaMissing, match="migrate"),
+    ):
+        enqueue(conn, "app.x")
+
+    async def via_async() -> None:
+        async with await psycopg.AsyncConnection.connect(empty_database_url, autocommit=True) as aconn:
+            await river_supervisor.enqueue_async(aconn, "app.x")
+
+    with pytest.raises(SchemaMissing, match="run river-supervisor migrate"):
+        asyncio.run(via_async())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -176,4 +177,26 @@ def test_rivers_python_client_writes_rows_a_worker_fetches_without_a_wake_up(
     fetched = queue.fetch(db, "billing", 10, "test-worker")  # what a worker's fetch takes
     assert [(job.kind, job.args, job.state) for job in fetched] == [
         ("billing.charge", {"customer": 42}, "running")
+    ]
+
+
+def test_the_readme_quick_start_python_block_runs_as_written(
+    database_url: str, db: psycopg.Connection
+) -> None:
+    pytest.importorskip("my_billing")  # the example plugin (scripts/install-dev.sh installs it)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    after = readme.index("From Python, the application's side")
+    block = readme[
+        readme.index("```python\n", after) + len("```python\n") : readme.index("```\n", after + 10)
+    ]
+    exec(compile(block, "README.md (quick start)", "exec"), {"url": database_url, "print": lambda *a: None})
+
+    rows = db.execute("select kind, args, max_attempts from river_job order by id").fetchall()
+    assert rows == [
+        {"kind": "billing.charge", "args": {"customer": 42, "amount_cents": 1999}, "max_attempts": 25},
+        {
+            "kind": "billing.charge",
+            "args": {"customer": 43, "amount_cents": 500},
+            "max_attempts": 10,
+        },  # declared
     ]
