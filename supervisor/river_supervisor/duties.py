@@ -76,7 +76,12 @@ class Duties:
         self.elector = Elector(
             cfg.leadership, cluster=cfg.cluster, identity=identity, conninfo=cfg.database_url
         )
-        services: list[LeaderService] = [*maintenance_services(cfg.maintenance)]
+        # A host is gone when its node row is older than the lease ttl, and never before three
+        # heartbeats were missed (nodes.STALE_AFTER): its jobs are back within ttl + a tick.
+        dead_after = max(cfg.leadership.ttl, nodes.STALE_AFTER)
+        services: list[LeaderService] = [
+            *maintenance_services(cfg.maintenance, cluster=cfg.cluster, dead_after=dead_after)
+        ]
         services.append(
             PeriodicEnqueuer(
                 local.schedules.schedules,

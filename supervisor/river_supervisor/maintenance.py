@@ -73,6 +73,38 @@ class JobRescuer(_Service):
         return 0.0 if len(rescued) >= self.batch else self.interval
 
 
+class DeadHostRescuer(_Service):
+    """Puts back, within seconds, the jobs of a host whose supervisor stopped heartbeating.
+
+    A crashed or powered-off host cannot record what happened to its jobs, and ``rescue_after``
+    (an hour by default) is far too long to leave them ``running``. Its node row tells: a node not
+    heard from for ``dead_after`` seconds (the lease ttl, at least three missed heartbeats) is gone,
+    and every job its workers held is retried per policy (an attempt is used: any of them may have
+    brought the host down). A host only cut off from the database for that long may still be
+    running them: at-least-once, as with River's rescuer.
+    """
+
+    name = "host_rescuer"
+    interval = 2.0
+    batch = 1_000
+
+    def __init__(self, cluster: str, dead_after: float) -> None:
+        self.cluster = cluster
+        self.dead_after = dead_after
+
+    def tick(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> float:
+        with fenced_transaction(conn, term, self.name):
+            rescued = queue.rescue_from_dead_nodes(conn, self.cluster, self.dead_after, limit=self.batch)
+        if rescued:
+            log.warning(
+                "rescued %d jobs of hosts not heard from for over %.0fs",
+                len(rescued),
+                self.dead_after,
+                extra={"event": "maintenance.host_rescued", "count": len(rescued), "job_ids": rescued[:20]},
+            )
+        return 0.0 if len(rescued) >= self.batch else self.interval
+
+
 class JobCleaner(_Service):
     """Deletes finalized jobs past retention (River's defaults: 24 h, 24 h, 7 days)."""
 
@@ -101,5 +133,5 @@ class JobCleaner(_Service):
         return 0.0 if deleted >= self.batch else self.interval
 
 
-def services(cfg: MaintenanceConfig) -> list[_Service]:
-    return [JobScheduler(), JobRescuer(cfg), JobCleaner(cfg)]
+def services(cfg: MaintenanceConfig, *, cluster: str = "default", dead_after: float = 15.0) -> list[_Service]:
+    return [JobScheduler(), JobRescuer(cfg), DeadHostRescuer(cluster, dead_after), JobCleaner(cfg)]

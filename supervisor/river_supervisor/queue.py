@@ -37,6 +37,7 @@ from .retry import (
     outcome_name,
     record_lost,
     record_outcomes,
+    rescue_from_dead_nodes,
     rescue_stuck,
     retry_delay,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "queue_gauges",
     "record_lost",
     "record_outcomes",
+    "rescue_from_dead_nodes",
     "rescue_stuck",
     "retry",
     "retry_delay",

@@ -14,6 +14,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
 from typing import Any
 
 import psycopg
@@ -228,3 +229,26 @@ def rescue_stuck(
     with conn.transaction():
         rows = db.fetch_all(conn, "job_select_stuck", {"stuck_before": stuck_before, "limit": limit})
         return _lose(conn, rows, STUCK_JOB_ERROR, True, now)
+
+
+def rescue_from_dead_nodes(
+    conn: psycopg.Connection[Any],
+    cluster: str,
+    dead_after: float,
+    limit: int = 1000,
+    now: datetime | None = None,
+) -> list[int]:
+    """Running jobs held by a node of ``cluster`` that stopped heartbeating ``dead_after`` seconds
+    ago (a host that crashed or lost power): each gets an error naming the host and
+    ``river:rescue_count`` + 1, and is retried per policy or discarded. Returns the ids rescued."""
+    rescued: list[int] = []
+    with conn.transaction():
+        rows = db.fetch_all(
+            conn,
+            "job_select_running_on_dead_nodes",
+            {"cluster": cluster, "dead_after": float(dead_after), "limit": limit},
+        )
+        for (node, last_seen), group in groupby(rows, key=lambda r: (r["node"], r["last_seen"])):
+            error = f"host {node} stopped: its supervisor was last heard from at {format_time(last_seen)}"
+            rescued += _lose(conn, list(group), error, True, now)
+    return rescued

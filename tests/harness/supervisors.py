@@ -131,6 +131,11 @@ class SupervisorProcess:
     def signal(self, sig: int) -> None:
         os.kill(self.pid, sig)
 
+    def signal_pid(self, pid: int, sig: int) -> None:
+        """Signal one process of this supervisor's session (a worker, a helper)."""
+        assert pid in self.group(), f"{pid} is not a process of {self.name}"
+        os.kill(pid, sig)
+
     def exit_code(self) -> int | None:
         assert self.proc is not None
         return self.proc.poll()

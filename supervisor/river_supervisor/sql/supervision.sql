@@ -25,3 +25,21 @@ SELECT count(*) AS sessions
   FROM pg_stat_activity
  WHERE application_name = %(application_name)s
    AND pid <> pg_backend_pid();
+
+-- name: job_select_running_on_dead_nodes
+-- Leader only: running jobs whose latest attempt belongs to a worker of a node of this cluster
+-- that is gone: stopped, or not heard from for dead_after seconds (database clock). Worker ids
+-- are "<node_id>/w<slot>.<generation>", so the node is the id without that suffix; a job taken by
+-- another client (River's own) matches no node and is left to the stuck-job rescuer. Locks the
+-- job rows; SKIP LOCKED: a row being completed right now is left for the next tick.
+SELECT j.id, j.attempt, j.max_attempts, coalesce(array_length(j.errors, 1), 0) AS errors_count,
+       n.node, n.last_seen
+  FROM river_job j
+  JOIN river_supervisor_node n
+    ON n.cluster = %(cluster)s
+   AND n.node_id = regexp_replace(j.attempted_by[array_length(j.attempted_by, 1)], '/w[0-9]+[.][0-9]+$', '')
+ WHERE j.state = 'running'
+   AND (n.stopped_at IS NOT NULL OR n.last_seen < now() - make_interval(secs => %(dead_after)s))
+ ORDER BY n.node, j.id
+ LIMIT %(limit)s
+   FOR UPDATE OF j SKIP LOCKED;
