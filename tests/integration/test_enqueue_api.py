@@ -254,3 +254,21 @@ def test_a_database_without_the_schema_says_to_migrate(empty_database_url: str) 
 
     with pytest.raises(SchemaMissing, match="run river-supervisor migrate"):
         asyncio.run(via_async())
+
+
+def test_the_cli_applies_a_declared_unique_option_and_says_when_it_skipped(
+    db: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    environ = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}
+    environ["DATABASE_URL"] = database_url
+    command = [sys.executable, "-m", "river_supervisor", "enqueue", "test.unique", "--args", '{"n": 1}']
+    runs = [
+        subprocess.run(command, capture_output=True, text=True, env=environ, cwd=tmp_path, timeout=60)
+        for _ in range(2)
+    ]
+    assert [run.returncode for run in runs] == [0, 0], runs[1].stderr
+    assert runs[0].stdout == runs[1].stdout  # the same job's id
+    assert "holds this job's unique key; nothing inserted" in runs[1].stderr
+    assert db.execute("select queue, unique_key is not null as keyed from river_job").fetchall() == [
+        {"queue": "uniq", "keyed": True}  # test.unique's declared queue and unique option
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from river_supervisor import Job, Plugin
+from river_supervisor import Job, Plugin, UniqueOpts
 
 plugin = Plugin("testjobs")
 
@@ -76,3 +76,8 @@ def shell_child(job: Job) -> None:
     import subprocess
 
     subprocess.run(["sleep", str(job.args.get("seconds", 1.0))], check=True)
+
+
+@plugin.job("test.unique", queue="uniq", unique=UniqueOpts(by_args=True))
+def unique(job: Job) -> None:
+    return None  # declared unique by args: the CLI and charge.enqueue(...) insert it once per args
