@@ -269,6 +269,6 @@ def test_the_cli_applies_a_declared_unique_option_and_says_when_it_skipped(
     assert [run.returncode for run in runs] == [0, 0], runs[1].stderr
     assert runs[0].stdout == runs[1].stdout  # the same job's id
     assert "holds this job's unique key; nothing inserted" in runs[1].stderr
-    assert db.execute("select queue, unique_key is not null as keyed from river_job").fetchall() == [
-        {"queue": "uniq", "keyed": True}  # test.unique's declared queue and unique option
+    assert db.execute("select priority, unique_key is not null as keyed from river_job").fetchall() == [
+        {"priority": 3, "keyed": True}  # test.unique's declared priority and unique option
     ]
