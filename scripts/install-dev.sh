@@ -9,4 +9,6 @@ done
 [ -f examples/billing-plugin/pyproject.toml ] && python -m pip install -q -e examples/billing-plugin
 # job kinds the process tests run (no-ops, failures, crashes, sleeps)
 python -m pip install -q -e tests/process/testjobs
+# the interop tests' job kinds, twins of River's Go workers in tests/interop/go
+python -m pip install -q -e tests/interop/interopjobs
 exit 0

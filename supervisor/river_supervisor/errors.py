@@ -51,6 +51,12 @@ class SchemaMissing(RiverSupervisorError):
     exit_code = 2
 
 
+class SchemaTooNew(RiverSupervisorError):
+    """The database has migrations newer than this package knows: refused, nothing changed."""
+
+    exit_code = 2
+
+
 class JobNotFound(RiverSupervisorError):
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id

@@ -1,10 +1,14 @@
-"""Migrations: River's main line (versions 1-7, River's exact schema) and our own line.
+"""Migrations: River's main line (versions 1-8, River's exact schema as of River v0.51) and our own line.
 
 Each version runs in its own transaction and is recorded in ``river_migration`` in that same
 transaction, as River does (an enum value added in one version must commit before later ones use
 it). A session advisory lock makes concurrent migrators on several hosts take turns; each re-reads
 what is applied once it holds the lock, so the second does nothing. A database River's own CLI
 migrated is read the same way, and its applied versions are left alone.
+
+A database carrying a version newer than this package knows (River's Go services upgraded first, or
+a newer river-supervisor host migrated it) is refused with ``SchemaTooNew`` before anything is
+written: its tables may have changed in ways our statements do not expect.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ from typing import Any
 import psycopg
 
 from . import db
+from .errors import SchemaTooNew
 from .sql import Migration, migrations
 
 log = logging.getLogger(__name__)
 
 LINES = ("main", "supervisor")
-MAIN_LATEST = 7
+MAIN_LATEST = 8  # River v0.48 to v0.51 (8 is a no-op on PostgreSQL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,27 @@ def _record(conn: psycopg.Connection[Any], migration: Migration) -> None:
         db.execute(conn, "migration_record_unlined", {"version": migration.version})
 
 
+def newer_than_known(conn: psycopg.Connection[Any], lines: tuple[str, ...] = LINES) -> list[str]:
+    """Lines at a version this package does not have, as ``"main 9 (we know up to 8)"``; [] if none."""
+    found: list[str] = []
+    for line in lines:
+        known = max((m.version for m in migrations(line)), default=0)
+        unknown = sorted(v for v in applied_versions(conn, line) if v > known)
+        if unknown:
+            found.append(f"{line} {unknown[-1]} (this river-supervisor knows up to {known})")
+    return found
+
+
+def refuse_newer(conn: psycopg.Connection[Any], lines: tuple[str, ...] = LINES) -> None:
+    """Raise ``SchemaTooNew`` when the database is ahead of this package; change nothing."""
+    if newer := newer_than_known(conn, lines):
+        raise SchemaTooNew(
+            "river_migration: the database is at "
+            + ", ".join(newer)
+            + ": upgrade river-supervisor (nothing was changed)"
+        )
+
+
 def pending(conn: psycopg.Connection[Any], lines: tuple[str, ...] = LINES) -> list[Migration]:
     todo: list[Migration] = []
     for line in lines:
@@ -68,6 +94,7 @@ def migrate(conn: psycopg.Connection[Any], lines: tuple[str, ...] = LINES) -> li
     applied: list[Applied] = []
     db.execute(conn, "migration_lock")
     try:
+        refuse_newer(conn)  # under the lock: a newer migrator may just have finished
         for migration in pending(conn, lines):
             with conn.transaction():
                 with conn.cursor() as cur:
@@ -87,5 +114,6 @@ def migrate(conn: psycopg.Connection[Any], lines: tuple[str, ...] = LINES) -> li
 
 
 def is_current(conn: psycopg.Connection[Any]) -> bool:
-    """True when every known migration of both lines is applied."""
+    """True when every known migration of both lines is applied; ``SchemaTooNew`` if it is ahead."""
+    refuse_newer(conn)
     return not pending(conn)

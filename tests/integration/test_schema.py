@@ -1,4 +1,4 @@
-"""``river-supervisor migrate`` builds River's v7 schema exactly, idempotently, concurrently."""
+"""``river-supervisor migrate`` builds River's schema (main line 1-8) exactly, idempotently, concurrently."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def _cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_migrate_twice_matches_river_catalog_and_records_main_1_to_7(fresh_url: str) -> None:
+def test_migrate_twice_matches_river_catalog_and_records_main_1_to_8(fresh_url: str) -> None:
     first = _cli("migrate", url=fresh_url)
     second = _cli("migrate", url=fresh_url)
     assert first.returncode == 0, first.stderr
@@ -62,7 +62,7 @@ def test_migrate_twice_matches_river_catalog_and_records_main_1_to_7(fresh_url: 
             r[0] for r in conn.execute("select version from river_migration where line = 'main' order by 1")
         ]
         ours = [r[0] for r in conn.execute("select version from river_migration where line = 'supervisor'")]
-    assert main == [1, 2, 3, 4, 5, 6, 7]
+    assert main == [1, 2, 3, 4, 5, 6, 7, 8]
     assert ours == [m.version for m in migrations("supervisor")]
 
 
@@ -86,12 +86,12 @@ def test_concurrent_migrators_apply_each_version_once(fresh_url: str) -> None:
         t.join(60)
     assert not errors
     all_applied = [a for batch in applied for a in batch]
-    assert len(all_applied) == len(set(all_applied)) == 7 + len(migrations("supervisor"))
+    assert len(all_applied) == len(set(all_applied)) == 8 + len(migrations("supervisor"))
     assert _catalog(fresh_url) == _conformance("schema-v7.txt").read_text().splitlines()
 
 
 def test_database_migrated_by_river_keeps_river_tables_untouched(fresh_url: str) -> None:
-    """River's CLI migrated to v7 (simulated with the same DDL, line main only): we add only our line."""
+    """River's CLI migrated to v8 (simulated with the same DDL, line main only): we add only our line."""
     with psycopg.connect(fresh_url, autocommit=True) as conn:
         schema.migrate(conn, lines=("main",))
         conn.execute("insert into river_job (kind, args) values ('river.go', '{}')")
@@ -109,12 +109,33 @@ def test_database_migrated_by_river_keeps_river_tables_untouched(fresh_url: str)
 
 
 def test_partially_migrated_river_database_is_upgraded_from_its_version(fresh_url: str) -> None:
-    """A database River left at version 4 (before migration lines existed) upgrades to 7."""
+    """A database River left at version 4 (before migration lines existed) upgrades to 8."""
     with psycopg.connect(fresh_url, autocommit=True) as conn:
         for m in migrations("main")[:4]:
             with conn.transaction():
                 conn.execute(m.up.encode())
                 conn.execute("insert into river_migration (version) values (%s)", (m.version,))
         applied = schema.migrate(conn)
-    assert [a.version for a in applied if a.line == "main"] == [5, 6, 7]
+    assert [a.version for a in applied if a.line == "main"] == [5, 6, 7, 8]
     assert _catalog(fresh_url) == _conformance("schema-v7.txt").read_text().splitlines()
+
+
+def test_database_newer_than_known_is_refused_and_left_alone(fresh_url: str) -> None:
+    """River's Go services migrated past what we know (version 9): migrate, run and status refuse it."""
+    with psycopg.connect(fresh_url, autocommit=True) as conn:
+        schema.migrate(conn, lines=("main",))
+        conn.execute("insert into river_migration (line, version) values ('main', 9)")
+    before = _catalog(fresh_url)
+
+    results = [_cli(*command, url=fresh_url) for command in (["migrate"], ["status"], ["run"])]
+
+    for result in results:
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines() == [
+            "river-supervisor: error: river_migration: the database is at main 9 (this river-supervisor"
+            f" knows up to {schema.MAIN_LATEST}): upgrade river-supervisor (nothing was changed)"
+        ]
+    with psycopg.connect(fresh_url) as conn:
+        ours = conn.execute("select count(*) from river_migration where line = 'supervisor'").fetchone()
+    assert ours == (0,)  # our line was pending and is still not applied
+    assert _catalog(fresh_url) == before
