@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   # package name          # what needs it
   prometheus              # tests/process/test_metrics.py: a real server scrapes the supervisor
+  chromium                # tests/interop/test_river_ui.py drives River UI in it (playwright-core)
 )
 
 missing=()

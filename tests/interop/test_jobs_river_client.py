@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from river_supervisor import db, insert
+import river_supervisor
 
 from tests.harness.wait import wait_until
 from tests.interop import sides as sides_mod
@@ -107,13 +107,10 @@ def test_our_enqueued_jobs_run_on_rivers_go_workers(sides: Sides) -> None:
     scheduled_id = _enqueue_cli(
         url, "interop.go_only", "--args", '{"n": 11}', "--queue", "go_side", "--in", "2s"
     )
-    with db.connect(url, application_name="interop-test") as conn:
-        api = insert.insert(
-            conn,
-            insert.JobSpec(
-                kind="interop.go_only", args={"n": 12}, queue="go_side", tags=("api",),
-                metadata={"from": "api"}, scheduled_at=datetime.now(UTC) - timedelta(seconds=1),
-            ),
+    with psycopg.connect(url) as conn, conn.transaction():  # the application's own transaction
+        api = river_supervisor.enqueue(
+            conn, "interop.go_only", {"n": 12}, queue="go_side", tags=["api"], metadata={"from": "api"},
+            scheduled_at=datetime.now(UTC) - timedelta(seconds=1),
         )  # fmt: skip
     ids = [cli_id, scheduled_id, api.job.id]
 

@@ -4,6 +4,7 @@
 //
 //   {"goto": "http://127.0.0.1:PORT/queues", "wait_text": "default", "shot": "/path/queues.png"}
 //   {"click": "Retry", "wait_text": "Available", "shot": "/path/after.png"}
+//   {"click": "Pause", "exact": false}        (a button whose accessible name contains "Pause")
 //
 // A confirmation dialog is accepted (River UI asks before some actions).
 import { chromium } from "playwright-core";
@@ -30,7 +31,8 @@ try {
   for (const step of steps) {
     if (step.goto) await page.goto(step.goto, { waitUntil: "networkidle" });
     if (step.click) {
-      await page.getByRole("button", { name: step.click, exact: true }).first().click();
+      const exact = step.exact !== false;
+      await page.getByRole("button", { name: step.click, exact }).first().click();
     }
     if (step.wait_text) {
       await page.getByText(step.wait_text, { exact: false }).first().waitFor({ timeout: 30000 });

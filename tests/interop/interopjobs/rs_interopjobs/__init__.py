@@ -1,6 +1,7 @@
 """river-supervisor's side of the interop kinds: each behaves as its Go twin in
 tests/interop/go/cmd/riverinterop/jobs.go does, so a row worked here can be compared with one
-River's client worked. ``interop.go_only`` and ``interop.go_periodic`` exist only on River's side.
+River's client worked. ``interop.go_only`` and ``interop.go_periodic`` exist only on River's side,
+``interop.py_only`` only here.
 """
 
 from __future__ import annotations
@@ -35,3 +36,8 @@ def sleep(job: Job) -> None:
     # supervisor turns the failure of a job whose cancel was attempted into "cancelled", as River does.
     if job.wait_for_cancel(float(job.args.get("seconds", 60))):
         raise RuntimeError("context canceled")
+
+
+@plugin.job("interop.py_only")
+def py_only(job: Job) -> dict[str, Any]:
+    return {"echo": job.args, "attempt": job.attempt}  # River's side has no worker for this kind
