@@ -10,6 +10,7 @@ import pytest
 
 from tests.harness import database
 from tests.interop import river_go
+from tests.interop.sides import Sides, sides_fixture
 
 CATALOG = Path(__file__).resolve().parents[1] / "conformance" / "catalog.sql"
 
@@ -37,6 +38,12 @@ def fresh_url() -> Iterator[str]:
 @pytest.fixture
 def river(riverinterop_bin: Path, fresh_url: str) -> river_go.RiverGo:
     return river_go.RiverGo(riverinterop_bin, fresh_url)
+
+
+@pytest.fixture
+def sides(river: river_go.RiverGo, tmp_path: Path) -> Iterator[Sides]:
+    """The fresh database migrated by us, River's client and our supervisors to start on it."""
+    yield from sides_fixture(river, tmp_path)
 
 
 def catalog(url: str) -> list[str]:

@@ -26,15 +26,29 @@ from tests.interop.river_go import GoWorker, RiverGo
 FINAL = ("completed", "cancelled", "discarded")
 
 
-def migrate(url: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "river_supervisor", "migrate"],
+def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``river-supervisor ARGS`` against ``url`` (as DATABASE_URL)."""
+    return subprocess.run(
+        [sys.executable, "-m", "river_supervisor", *args],
         env={**os.environ, "DATABASE_URL": url},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def migrate(url: str) -> list[dict[str, Any]]:
+    """``river-supervisor migrate``; what it applied."""
+    result = cli(url, "migrate", "--json")
     assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["applied"]
+
+
+def enqueue(url: str, kind: str, args: dict[str, Any], *flags: str) -> int:
+    """``river-supervisor enqueue``; the new job's id."""
+    result = cli(url, "enqueue", kind, "--args", json.dumps(args), "--json", *flags)
+    assert result.returncode == 0, result.stderr
+    return int(json.loads(result.stdout)["id"])
 
 
 class Sides:

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,7 +12,7 @@ import river_supervisor
 from tests.harness.wait import wait_until
 from tests.interop import sides as sides_mod
 from tests.interop.river_go import RiverGo
-from tests.interop.sides import Sides, error_texts, rows, shape, wait_final
+from tests.interop.sides import Sides, enqueue, error_texts, rows, shape, wait_final
 
 pytestmark = pytest.mark.interop
 
@@ -41,11 +35,6 @@ BATCH = [
     {"kind": "interop.fail", "args": {"n": 5, "message": "boom"}, "max_attempts": 1, "queue": "interop_b"},
     {"kind": "interop.fail", "args": {"n": 6, "message": "boom twice"}, "max_attempts": 2},
 ]
-
-
-@pytest.fixture
-def sides(river: RiverGo, tmp_path: Path) -> Iterator[Sides]:
-    yield from sides_mod.sides_fixture(river, tmp_path)
 
 
 def _insert_batch(river: RiverGo) -> list[int]:
@@ -86,27 +75,13 @@ def test_river_inserted_jobs_end_on_our_workers_as_on_rivers(sides: Sides) -> No
     assert error_texts(our_rows[6]) == ["RuntimeError: boom twice", "RuntimeError: boom twice"]
 
 
-def _enqueue_cli(url: str, *args: str) -> int:
-    result = subprocess.run(
-        [sys.executable, "-m", "river_supervisor", "enqueue", *args, "--json"],
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return int(json.loads(result.stdout)["id"])
-
-
 def test_our_enqueued_jobs_run_on_rivers_go_workers(sides: Sides) -> None:
     url = sides.river.database_url
-    cli_id = _enqueue_cli(
-        url, "interop.go_only", "--args", '{"n": 10}', "--queue", "go_side", "--priority", "2",
+    cli_id = enqueue(
+        url, "interop.go_only", {"n": 10}, "--queue", "go_side", "--priority", "2",
         "--tag", "cli", "--metadata", '{"from": "cli"}',
     )  # fmt: skip
-    scheduled_id = _enqueue_cli(
-        url, "interop.go_only", "--args", '{"n": 11}', "--queue", "go_side", "--in", "2s"
-    )
+    scheduled_id = enqueue(url, "interop.go_only", {"n": 11}, "--queue", "go_side", "--in", "2s")
     with psycopg.connect(url) as conn, conn.transaction():  # the application's own transaction
         api = river_supervisor.enqueue(
             conn, "interop.go_only", {"n": 12}, queue="go_side", tags=["api"], metadata={"from": "api"},

@@ -3,10 +3,6 @@ queues, and its Retry, Cancel and Pause act on our hosts. Screenshots: tests/int
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +12,8 @@ import pytest
 
 from tests.harness.wait import wait_until
 from tests.interop import river_go, river_ui
-from tests.interop import sides as sides_mod
 from tests.interop.river_go import RiverGo
-from tests.interop.sides import Sides, rows
+from tests.interop.sides import Sides, enqueue, rows
 
 pytestmark = [
     pytest.mark.interop,
@@ -35,37 +30,10 @@ def riverui_bin() -> Path:
 
 
 @pytest.fixture
-def sides(river: RiverGo, tmp_path: Path) -> Iterator[Sides]:
-    yield from sides_mod.sides_fixture(river, tmp_path)
-
-
-@pytest.fixture
 def ui(riverui_bin: Path, river: RiverGo, sides: Sides, tmp_path: Path) -> Iterator[river_ui.RiverUI]:
     server = river_ui.RiverUI(riverui_bin, river.database_url, tmp_path / "riverui.log")
     yield server
     server.stop()
-
-
-def _enqueue(url: str, kind: str, args: dict, *flags: str) -> int:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "river_supervisor",
-            "enqueue",
-            kind,
-            "--args",
-            json.dumps(args),
-            "--json",
-            *flags,
-        ],
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return int(json.loads(result.stdout)["id"])
 
 
 shot = river_ui.artifact
@@ -80,8 +48,8 @@ def test_river_ui_shows_our_failed_job_and_its_retry_and_cancel_act_on_our_hosts
 ) -> None:
     url = sides.river.database_url
     sides.supervisor()
-    failed_id = _enqueue(url, "interop.fail", {"message": "card declined"}, "--max-attempts", "1")
-    sleep_id = _enqueue(url, "interop.sleep", {"seconds": 300})
+    failed_id = enqueue(url, "interop.fail", {"message": "card declined"}, "--max-attempts", "1")
+    sleep_id = enqueue(url, "interop.sleep", {"seconds": 300})
     wait_until(
         lambda: _row(url, failed_id)["state"] == "discarded", 60, "our worker to discard the failing job"
     )
@@ -126,7 +94,7 @@ def test_river_ui_lists_our_queues_and_its_pause_stops_our_workers(
     except AssertionError:
         pytest.skip("river-supervisor does not register its queues in river_queue yet (the operations issue)")
     for n in range(3):
-        _enqueue(url, "interop.echo", {"n": n}, "--queue", "interop_b", "--in", "1h")
+        enqueue(url, "interop.echo", {"n": n}, "--queue", "interop_b", "--in", "1h")
 
     pages = river_ui.drive([
         {"goto": f"{ui.base}/queues", "wait_text": "interop_b", "shot": shot("queues.png")},
@@ -136,7 +104,7 @@ def test_river_ui_lists_our_queues_and_its_pause_stops_our_workers(
 
     assert "default" in pages[0]["text"] and "interop_b" in pages[0]["text"]
     assert ("default", True) in _queue_rows(url)
-    held = _enqueue(url, "interop.echo", {"n": "paused"})
+    held = enqueue(url, "interop.echo", {"n": "paused"})
     time.sleep(3)  # absence of work over a window longer than poll_interval (1 s) and a notification
     assert _row(url, held)["state"] == "available", "a paused queue's job was fetched"
     river_ui.drive(

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import psycopg
 import pytest
 from river_supervisor import schema
@@ -14,22 +9,11 @@ from river_supervisor import schema
 from tests.harness import database
 from tests.interop.conftest import catalog
 from tests.interop.river_go import RiverGo
+from tests.interop.sides import cli, migrate
 
 pytestmark = pytest.mark.interop
 
 ALL_MAIN = list(range(1, schema.MAIN_LATEST + 1))
-
-
-def _migrate(url: str) -> list[dict[str, object]]:
-    result = subprocess.run(
-        [sys.executable, "-m", "river_supervisor", "migrate", "--json"],
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["applied"]
 
 
 def _river_tables(url: str) -> list[tuple[str, ...]]:
@@ -51,7 +35,7 @@ def test_river_cli_first_then_ours_adds_only_our_line(river: RiverGo, fresh_url:
         conn.execute("insert into river_job (kind, args) values ('interop.echo', '{\"from\": \"river\"}')")
     river_catalog, river_tables = catalog(fresh_url), _river_tables(fresh_url)
 
-    ours = _migrate(fresh_url)
+    ours = migrate(fresh_url)
 
     assert applied_by_river == ALL_MAIN  # River v0.51's main line is exactly the one we know
     assert {a["line"] for a in ours} == {"supervisor"}
@@ -66,7 +50,7 @@ def test_river_cli_first_then_ours_adds_only_our_line(river: RiverGo, fresh_url:
 
 
 def test_ours_first_then_river_cli_finds_nothing_and_catalogs_match(river: RiverGo, fresh_url: str) -> None:
-    ours = _migrate(fresh_url)
+    ours = migrate(fresh_url)
     river_made = database.create_database()
     try:
         river_made_url = database.with_database(database.admin_url(), river_made)
@@ -90,13 +74,7 @@ def test_database_a_newer_river_migrated_is_refused_and_untouched(river: RiverGo
         )
     before = catalog(fresh_url), _river_tables(fresh_url)
 
-    result = subprocess.run(
-        [sys.executable, "-m", "river_supervisor", "migrate"],
-        env={**os.environ, "DATABASE_URL": fresh_url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = cli(fresh_url, "migrate")
 
     assert result.returncode == 2
     assert "upgrade river-supervisor (nothing was changed)" in result.stderr

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.harness.wait import wait_until
-from tests.interop import sides as sides_mod
-from tests.interop.river_go import RiverGo
 from tests.interop.sides import Sides, rows
 
 pytestmark = pytest.mark.interop
 
 RUNS = 3  # periodic runs each side completes while both leaders run side by side
-
-
-@pytest.fixture
-def sides(river: RiverGo, tmp_path: Path) -> Iterator[Sides]:
-    yield from sides_mod.sides_fixture(river, tmp_path)
 
 
 def _leaders(url: str) -> tuple[list[tuple], list[tuple]]:
