@@ -40,6 +40,44 @@ def echo(job: Job) -> dict[str, object]:
     return {"echo": job.args, "attempt": job.attempt}  # recorded as the row's metadata "output"
 
 
+@plugin.job("test.hang_first")
+def hang_first(job: Job) -> None:
+    """Hangs on its first attempt (long enough for its host to die under it), quick after."""
+    time.sleep(float(job.args.get("first", 600.0)) if job.attempt == 1 else 0.05)
+
+
+@plugin.job("test.segfault", max_attempts=2)
+def segfault(job: Job) -> None:
+    import ctypes
+
+    ctypes.string_at(0)  # SIGSEGV: the worker dies by a signal
+
+
+@plugin.job("test.stuck", max_attempts=2, timeout=2)
+def stuck(job: Job) -> None:
+    """Past its timeout in one of the ways a job can refuse to stop (``args.how``)."""
+    import signal
+    import subprocess
+
+    how = job.args.get("how", "sleep")
+    marker = str(job.args.get("marker", "600"))
+    if how == "grandchild":  # a child that would outlive the job, re-parented to init
+        subprocess.Popen(["sleep", marker])
+    elif how == "ignore_term":  # a child that ignores SIGTERM, waited for
+        subprocess.run(["sh", "-c", f"trap '' TERM; sleep {marker}"], check=False)
+    elif how == "sigstop":  # the whole worker stops itself (as under a debugger)
+        os.kill(os.getpid(), signal.SIGSTOP)
+    time.sleep(600)
+
+
+@plugin.job("test.shell_child")
+def shell_child(job: Job) -> None:
+    """A job whose work is a child process (a shell command), as with the shell plugin."""
+    import subprocess
+
+    subprocess.run(["sleep", str(job.args.get("seconds", 1.0))], check=True)
+
+
 @plugin.job("test.unique", priority=3, unique=UniqueOpts(by_args=True))
 def unique(job: Job) -> None:
     return None  # declared unique by args: the CLI and charge.enqueue(...) insert it once per args
