@@ -94,20 +94,29 @@ def test_river_ui_lists_our_queues_and_its_pause_stops_our_workers(
     except AssertionError:
         pytest.skip("river-supervisor does not register its queues in river_queue yet (the operations issue)")
     for n in range(3):
-        enqueue(url, "interop.echo", {"n": n}, "--queue", "interop_b", "--in", "1h")
+        enqueue(
+            url, "interop.go_only", {"n": n}, "--queue", "interop_b"
+        )  # no plugin of ours runs it: it waits
 
     pages = river_ui.drive([
         {"goto": f"{ui.base}/queues", "wait_text": "interop_b", "shot": shot("queues.png")},
         {"goto": f"{ui.base}/queues/default", "wait_text": "default"},
-        {"click": "Pause", "exact": False, "wait_text": "Paused", "shot": shot("queue-paused.png")},
+        {"click": "Pause", "wait_text": "Paused", "shot": shot("queue-paused.png")},
     ])  # fmt: skip
 
-    assert "default" in pages[0]["text"] and "interop_b" in pages[0]["text"]
+    listed = {
+        line.split("\t")[0]: line.split("\t")[1:] for line in pages[0]["text"].splitlines() if "\t" in line
+    }
+    assert listed["default"][1:4] == ["0", "0", "Active"]  # available, running, status
+    assert listed["interop_b"][1:4] == ["3", "0", "Active"]
     assert ("default", True) in _queue_rows(url)
     held = enqueue(url, "interop.echo", {"n": "paused"})
     time.sleep(3)  # absence of work over a window longer than poll_interval (1 s) and a notification
     assert _row(url, held)["state"] == "available", "a paused queue's job was fetched"
     river_ui.drive(
-        [{"goto": f"{ui.base}/queues/default", "wait_text": "Paused"}, {"click": "Resume", "exact": False}]
+        [
+            {"goto": f"{ui.base}/queues/default", "wait_text": "Paused"},
+            {"click": "Resume", "wait_text": "Active"},
+        ]
     )
     wait_until(lambda: _row(url, held)["state"] == "completed", 60, "the job to run after Resume")
