@@ -45,6 +45,7 @@ class WorkerHandle:
     pipe_closed: bool = False
     worker_id: str = ""
     backend_name: str = ""  # its database sessions' application_name
+    in_handler: Any = None  # shared array: the job each of its threads runs a handler for (0: none)
     ready: bool = False
     last_heard: float = 0.0
     held: dict[int, HeldJob] = field(default_factory=dict)

@@ -139,6 +139,13 @@ def kill_group(pgid: int | None, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def end_own_group() -> None:
+    """SIGKILL our own process group, ourselves included, if we lead it (a worker, never the
+    supervisor's group): the last act of an orphaned worker, so nothing its jobs started lives on."""
+    if os.getpgrp() == os.getpid():
+        os.killpg(0, signal.SIGKILL)
+
+
 def reap_strays(pgid: int, keep: int | None = None) -> bool:
     """Reap exited children of group ``pgid`` (a job's leftovers, adopted by us), except ``keep``.
 

@@ -308,7 +308,10 @@ class Supervisor:
             log_format=self.log_format,
             monitors=self.monitors,
         )
-        process = self._ctx.Process(target=worker.main, args=(spec, child_end), name=f"worker-{index}")
+        in_handler = self._ctx.RawArray("q", max(1, sum(share for _, share in spec.queues)))
+        process = self._ctx.Process(
+            target=worker.main, args=(spec, child_end, in_handler), name=f"worker-{index}"
+        )
         try:
             process.start()  # the forkserver (and the resource tracker) are started again if they died
         except SPAWN_ERRORS as exc:
@@ -336,6 +339,7 @@ class Supervisor:
             last_heard=now,
             worker_id=spec.worker_id,
             backend_name=spec.backend_name,
+            in_handler=in_handler,
         )
 
     def _top_up(self, now: float) -> None:
@@ -498,11 +502,18 @@ class Supervisor:
             if not others:
                 return
             if report.abnormal:
+                # Suspects are the jobs a handler was running at the crash: each uses an attempt
+                # (any of them may have caused it; repeated crashes use up a culprit's attempts).
+                # Jobs only fetched, or finished with the outcome not yet written, go back as if
+                # never taken: no attempt, no error.
+                running = set(handle.in_handler or ()) - {0}
+                suspects = [i for i in others if i in running]
                 queue.record_lost(
-                    conn, others, f"worker {handle.index} (pid {handle.pid}) {report.description}"
+                    conn, suspects, f"worker {handle.index} (pid {handle.pid}) {report.description}"
                 )
-            else:  # stopped by us (shutdown, or a sibling timed out): back to available
-                queue.record_outcomes(conn, [queue.Interrupted(job_id=i) for i in others])
+                others = [i for i in others if i not in running]
+            # stopped by us (shutdown, or a sibling timed out), or innocent: back to available
+            queue.record_outcomes(conn, [queue.Interrupted(job_id=i) for i in others])
         except RECOVERABLE as exc:
             log.error(
                 "could not record the fate of %d jobs of worker %d: %s; the leader's rescuer will",

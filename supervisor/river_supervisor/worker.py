@@ -203,8 +203,12 @@ def _output(job: plugins.Job, result: Any) -> str | None:
 
 
 class Worker:
-    def __init__(self, spec: WorkerSpec, pipe: Any, *, adopted: bool = False) -> None:
+    def __init__(self, spec: WorkerSpec, pipe: Any, *, adopted: bool = False, in_handler: Any = None) -> None:
         self.spec = spec
+        # Shared with the parent: slot i holds the id of the job thread i is running a handler for
+        # (0: none). After a crash the parent reads it to tell the jobs that were running (suspects,
+        # charged an attempt) from those only fetched or already finished (put back, uncharged).
+        self.in_handler = in_handler if in_handler is not None else [0] * sum(n for _, n in spec.queues)
         self.adopted = adopted  # the supervisor is our parent (see processes.detach)
         self.leaving = False  # orphaned: outcomes from now on are not written (the jobs go back)
         self.pipe = pipe
@@ -261,7 +265,9 @@ class Worker:
         self.completer.start()
         total = sum(limit for _, limit in self.spec.queues) or 1
         for number in range(total):
-            thread = threading.Thread(target=self._job_thread, name=f"job_{number}", daemon=True)
+            thread = threading.Thread(
+                target=self._job_thread, args=(number,), name=f"job_{number}", daemon=True
+            )
             thread.start()
             self.job_threads.append(thread)
 
@@ -470,27 +476,32 @@ class Worker:
             ) in rows
         ]
 
-    def _job_thread(self) -> None:
+    def _job_thread(self, number: int) -> None:
         """One job thread: run jobs as they come, one at a time, until the process exits."""
         get = self._jobs.get
         while True:
             job, errors_count = get()
             try:
-                self._run_one(job, errors_count)
+                self._run_one(job, errors_count, number)
             except Exception:  # the thread lives on; once told to exit the completer is closed, say nothing
                 if not (self.signals.terminate or self.leaving):
                     log.exception(
                         "job %d: recording its outcome failed", job.id, extra={"event": "worker.job_failed"}
                     )
 
-    def _run_one(self, job: plugins.Job, errors_count: int) -> None:
+    def _run_one(self, job: plugins.Job, errors_count: int, number: int = 0) -> None:
         entry = self.handlers.get(job.kind)
         monitor = (
             self._monitors.get(str(job.metadata.get("river:periodic_job_id"))) if self._monitors else None
         )
         started = time.monotonic()
         check_in = alerts.checkin(monitor[0], "in_progress", monitor[1]) if monitor else None
+        slots = self.in_handler
+        if number < len(slots):
+            slots[number] = job.id
         outcome, exc = execute(job, entry.handler if entry else None, errors_count)
+        if number < len(slots):
+            slots[number] = 0
         took = time.monotonic() - started
         if exc is not None:
             alerts.job_error(job, exc)
@@ -534,7 +545,7 @@ class Worker:
             alerts.flush(1.0)
             # End the whole group: what our jobs started must not outlive us (nor do we wait on
             # job threads still running: their jobs were just put back).
-            processes.kill_group(os.getpgrp(), signal.SIGKILL)
+            processes.end_own_group()
             os._exit(EXIT_ORPHANED)
 
     def _put_back_held(self) -> None:
@@ -568,7 +579,7 @@ def _quote_channel(conn: Any, topic: str) -> str:
     return sql.Identifier(queue.channel(topic, schema)).as_string(conn)
 
 
-def main(spec: WorkerSpec, pipe: Any) -> None:
+def main(spec: WorkerSpec, pipe: Any, in_handler: Any = None) -> None:
     """Entry point in the child process (the forkserver calls this)."""
 
     def report_pid(pid: int) -> None:
@@ -585,7 +596,7 @@ def main(spec: WorkerSpec, pipe: Any) -> None:
 
     install(level=spec.log_level, fmt=spec.log_format)
     alerts.init(spec.sentry, role="worker", cluster=spec.cluster, node=spec.node, secrets=[spec.database_url])
-    worker = Worker(spec, pipe, adopted=adopted)
+    worker = Worker(spec, pipe, adopted=adopted, in_handler=in_handler)
     try:
         worker.boot()
     except Exception as exc:  # cannot boot: say why in one line; the parent backs off
