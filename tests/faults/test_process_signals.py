@@ -20,16 +20,16 @@ pytestmark = pytest.mark.faults
 
 
 def _sigterm(sup: SupervisorProcess, target: str) -> None:
-    if target == "parent":
+    if target == "the parent":
         sup.signal(signal.SIGTERM)
-    elif target == "process group":  # kill -- -PGID, timeout(1), a shell's job control
+    elif target == "the process group":  # kill -- -PGID, timeout(1), a shell's job control
         os.killpg(sup.pid, signal.SIGTERM)
     else:  # every process, as systemd's KillMode=control-group does
         for pid in sup.group():
             os.kill(pid, signal.SIGTERM)
 
 
-@pytest.mark.parametrize("target", ["parent", "process group", "every process"])
+@pytest.mark.parametrize("target", ["the parent", "the process group", "every process"])
 def test_sigterm_drains_running_jobs_whoever_receives_it(
     supervisors: SupervisorFactory, db: psycopg.Connection, target: str
 ) -> None:
@@ -47,7 +47,7 @@ def test_sigterm_drains_running_jobs_whoever_receives_it(
     assert states(db, ids) == {"completed": 4}, [job(db, i)["errors"] for i in ids]  # drained, none run twice
     wait_until(lambda: not sup.group(), 10, "no process left")
     assert not [line for line in sup.log_lines() if "Traceback" in line or "code 255" in line]
-    print(f"\nSIGTERM to the {target}: 4 running jobs finished, exit 0 after {took:.1f}s")
+    print(f"\nSIGTERM to {target}: 4 running jobs finished, exit 0 after {took:.1f}s")
 
 
 def test_an_orphaned_worker_puts_its_jobs_back_quietly_and_leaves_nothing(
