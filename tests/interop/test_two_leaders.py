@@ -62,9 +62,10 @@ def test_river_and_our_cluster_each_lead_their_own_world(sides: Sides) -> None:
     assert first[1][0][1].startswith("py-")
     river_runs, our_runs = _periodic(url, "interop-go-periodic"), _periodic(url, "ours-every-second")
     print(f"periodic jobs in {window:.1f}s: River's {len(river_runs)}, ours {len(our_runs)}")
-    assert {r["state"] for r in river_runs[:-1]} == {"completed"}
+    in_flight = {"completed", "available", "running"}  # never failed, retried or discarded
+    assert {r["state"] for r in river_runs} <= in_flight
     assert all(r["attempted_by"] == [go.client_id] for r in river_runs if r["state"] == "completed")
-    assert {r["state"] for r in our_runs[:-1]} == {"completed"}
+    assert {r["state"] for r in our_runs} <= in_flight
     assert all(r["attempted_by"][0].startswith("py-") for r in our_runs if r["attempted_by"])
     # each of our slots was enqueued once, whatever River's periodic enqueuer did
     slots = [r["scheduled_at"] for r in our_runs]
