@@ -98,7 +98,7 @@ def drive(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
         env={**os.environ, "CHROMIUM": CHROMIUM},
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
     assert result.returncode == 0, f"drive.mjs exited {result.returncode}:\n{result.stderr[-3000:]}"
     return json.loads(result.stdout.strip().splitlines()[-1])

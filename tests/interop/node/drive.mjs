@@ -35,7 +35,7 @@ try {
       await page.getByRole("button", { name: step.click, exact }).first().click();
     }
     if (step.wait_text) {
-      await page.getByText(step.wait_text, { exact: false }).first().waitFor({ timeout: 30000 });
+      await page.getByText(step.wait_text, { exact: false }).first().waitFor({ timeout: 60000 });
     }
     await page.waitForLoadState("networkidle");
     if (step.shot) await page.screenshot({ path: step.shot, fullPage: true });
