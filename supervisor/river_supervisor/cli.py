@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "status": "leader, nodes, drift, schedules and queue counts",
     "enqueue": "insert a job",
     "jobs": "list, show, retry or cancel jobs",
+    "queues": "list queues; pause or resume them on every host (River's river_queue)",
+    "leader": "ask the cluster's leader to step down so another host leads",
     "bench": "measure throughput and latency on the configured database",
 }
 

@@ -2,11 +2,13 @@
 
 ``Duties`` is driven by the supervisor's single loop (``fileno``, ``next_deadline``, ``step``);
 it never sleeps and starts no thread. Every host heartbeats its node row (with the fingerprint of
-its schedules and plugins). Leadership comes from the ``Elector``; each change is logged and sent
-to Sentry. While the term is trusted, the leader-only services (job scheduler, rescuer, cleaner,
-periodic enqueuer, drift watch) run their ticks, each in a transaction fenced by that term; a
-fenced write refused (``NotLeader``) ends the term at once, and three failed starts of a service
-give the lease up rather than lead half-working (River's rule).
+its schedules and plugins, and the queues it serves) and keeps River's ``river_queue`` row of each
+queue it serves (created at start, refreshed every 10 min, as River's producers do). Leadership
+comes from the ``Elector``; each change is logged and sent to Sentry. While the term is trusted,
+the leader-only services (job scheduler, rescuer, cleaners, periodic enqueuer, drift watch) run
+their ticks, each in a transaction fenced by that term; a fenced write refused (``NotLeader``)
+ends the term at once, and three failed starts of a service give the lease up rather than lead
+half-working (River's rule).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from . import alerts, db, nodes
+from . import alerts, db, nodes, queues
 from .backoff import service_backoff
 from .config import Config
 from .drift import Drift, DriftWatch
@@ -103,6 +105,7 @@ class Duties:
         self._services = [_ServiceState(s) for s in services]
         self.conn: psycopg.Connection[Any] | None = None
         self._next_heartbeat = 0.0
+        self._next_queue_report = 0.0
         self._registered = False
         self._heartbeat_failures = 0
 
@@ -232,9 +235,17 @@ class Duties:
     # --- this node's row --------------------------------------------------------------------
 
     def _register(self) -> None:
-        nodes.register(self._db(), self.identity, self.cfg.cluster, self.local.digest, self.local.manifest)
+        served = {q.name: q.concurrency for q in self.cfg.queues.values()}
+        conn = self._db()
+        nodes.register(conn, self.identity, self.cfg.cluster, self.local.digest, self.local.manifest, served)
+        self._report_queues(conn)
         self._registered = True
         self._next_heartbeat = time.monotonic() + nodes.HEARTBEAT_INTERVAL
+
+    def _report_queues(self, conn: psycopg.Connection[Any]) -> None:
+        """River's queue status report: our queues' rows exist and are fresh (never un-paused)."""
+        queues.report(conn, list(self.cfg.queues))
+        self._next_queue_report = time.monotonic() + queues.REPORT_INTERVAL
 
     def _heartbeat(self, now: float) -> None:
         if now < self._next_heartbeat:
@@ -242,6 +253,8 @@ class Duties:
         try:
             if not self._registered or not nodes.heartbeat(self._db(), self.identity, self.cfg.cluster):
                 self._register()
+            elif now >= self._next_queue_report:
+                self._report_queues(self._db())
             self._heartbeat_failures = 0
             self._next_heartbeat = now + nodes.HEARTBEAT_INTERVAL
         except RECOVERABLE as exc:

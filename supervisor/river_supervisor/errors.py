@@ -63,6 +63,17 @@ class JobNotFound(RiverSupervisorError):
         super().__init__(f"job {job_id}: not found")
 
 
+class QueueNotFound(RiverSupervisorError):
+    """A queue named for pause or resume has no ``river_queue`` row (River's ``ErrNotFound``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"queue {name}: not found (no host has served it within River's 24 h retention;"
+            " `river-supervisor queues list` shows the known queues)"
+        )
+
+
 class PluginLoadError(RiverSupervisorError):
     """A plugin could not be loaded; the others still are."""
 

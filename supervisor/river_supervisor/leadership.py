@@ -12,6 +12,9 @@ The model (River's ``internal/leadership/doc.go``, plus fencing):
   lease connection has vanished from ``pg_stat_activity`` (a crashed leader, found long before
   its lease runs out; a paused leader keeps its connection and is replaced only on expiry). A
   ``resigned`` notification makes it bid at once (0-5 ms jitter).
+- Any process may ask the leader to step down (River's ``request_resign``, ``request_resign()``
+  here, ``river-supervisor leader resign``): the leader resigns as on shutdown and holds off
+  bidding for ``REQUESTED_RESIGN_HOLD_OFF`` poll intervals, so a follower takes over at once.
 - The leader renews every ``ttl / 3``. Local time only bounds trust: a renewal (or the winning
   bid) sent at monotonic time ``t`` makes the term trusted until ``t + ttl - margin``. A renewal
   that finds no row ends the term (``superseded`` if someone else holds it, else ``lost``); one
@@ -61,6 +64,10 @@ LEADER_ID_MAX = 127
 RESIGN_ATTEMPTS = 3
 RESIGNED_JITTER = 0.005  # spread of the bids after a "resigned" notification, s (target: handoff < 25 ms)
 POLL_JITTER = 0.10  # followers bid every poll_interval * (1 + [0, 10 %))
+# After a requested resign the old leader waits this many poll intervals before bidding again: the
+# followers, woken by the "resigned" notification, bid within ms; should none be able to, the old
+# leader leads again instead of leaving the cluster leaderless.
+REQUESTED_RESIGN_HOLD_OFF = 3
 
 EventKind = Literal["gained", "resigned", "lost", "expired", "superseded"]
 
@@ -104,6 +111,15 @@ def fenced_transaction(
         if held is None:
             raise NotLeader(service, term.term)
         yield conn
+
+
+def request_resign(conn: psycopg.Connection[Any], cluster: str) -> datetime:
+    """Ask ``cluster``'s leader to step down (River's ``request_resign`` on our leadership channel,
+    naming the cluster); returns the database time the request was sent."""
+    row = db.fetch_one(conn, "leader_request_resign", {"cluster": cluster})
+    assert row is not None
+    sent_at: datetime = row["sent_at"]
+    return sent_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +268,7 @@ class Elector:
         self._bid_attempt = 0
         self._lease_attempt = 0
         self._reconnect_at = math.inf
+        self._resign_requested = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -318,6 +335,17 @@ class Elector:
         now = self._clock() if now is None else now
         events: list[LeadershipEvent] = []
         self._drain(now)
+        if self._resign_requested and self._term is not None:
+            logger.info(
+                "resigning leadership of cluster %s on request",
+                self.cluster,
+                extra=_extra(
+                    "leadership.resign_requested", self.cluster, self.identity.node, self._term.term
+                ),
+            )
+            hold_off = REQUESTED_RESIGN_HOLD_OFF * self.timings.poll_interval
+            events += self._give_up(rejoin=True, hold_off=hold_off, detail={"reason": "requested"})
+        self._resign_requested = False
         if self._lease is None and now >= self._reconnect_at and self._reconnect(now):
             self._next_bid = now  # re-read the lease after a reconnect
         if self._lease is not None and self._term is not None:
@@ -333,6 +361,12 @@ class Elector:
         timeout. Afterwards the elector stops bidding unless ``rejoin`` (a shutting-down process
         must not win the lease back).
         """
+        return self._publish(self._give_up(rejoin=rejoin))
+
+    def _give_up(
+        self, *, rejoin: bool, hold_off: float | None = None, detail: dict[str, Any] | None = None
+    ) -> list[LeadershipEvent]:
+        """``resign``'s work, unpublished; with ``rejoin``, bid again after ``hold_off`` seconds."""
         self._campaigning = rejoin
         held = self._term
         if held is None:
@@ -353,7 +387,7 @@ class Elector:
                     self._drop_lease()
                 continue
             if row is not None:
-                events.append(self._end_term("resigned", None, {}))
+                events.append(self._end_term("resigned", None, dict(detail or {})))
             else:
                 events.append(self._ended_elsewhere())
             break
@@ -361,8 +395,9 @@ class Elector:
             # Our lease connection is gone or the database is: followers take over when they see
             # the dead backend or the expiry. Stop acting as leader either way.
             events.append(self._end_term("lost", None, {"reason": "resign_failed"}))
-        self._next_bid = self._clock() + self.timings.poll_interval  # only matters with rejoin
-        return self._publish(events)
+        # only matters with rejoin
+        self._next_bid = self._clock() + (self.timings.poll_interval if hold_off is None else hold_off)
+        return events
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -499,7 +534,9 @@ class Elector:
                 continue
             if not isinstance(message, dict) or message.get("cluster") != self.cluster:
                 continue
-            if message.get("action") == "resigned" and message.get("leader_id") != self.identity.leader_id:
+            if message.get("action") == "request_resign":
+                self._resign_requested = self._term is not None
+            elif message.get("action") == "resigned" and message.get("leader_id") != self.identity.leader_id:
                 self._next_bid = min(self._next_bid, now + RESIGNED_JITTER * self._rand())
                 if self._term is not None:  # someone else held the lease: our term is over; confirm now
                     self._next_renew = now

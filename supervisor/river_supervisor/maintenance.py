@@ -1,4 +1,4 @@
-"""Leader-only maintenance services: job scheduler, rescuer and cleaner (River's, fenced).
+"""Leader-only maintenance services: job scheduler, rescuer, cleaner, queue cleaner (River's, fenced).
 
 Each service has River's shape (STYLE.md): ``on_gained(conn, term, now)``, ``tick(conn, term, now)``
 doing one bounded batch in one fenced transaction and returning the seconds until it next wants
@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from . import queue
+from . import queue, queues
 from .config import MaintenanceConfig
 from .leadership import Term, fenced_transaction
 
@@ -133,5 +133,32 @@ class JobCleaner(_Service):
         return 0.0 if deleted >= self.batch else self.interval
 
 
+class QueueCleaner(_Service):
+    """Deletes ``river_queue`` rows no host has refreshed for River's retention (24 h), hourly."""
+
+    name = "queue_cleaner"
+    interval = queues.CLEAN_INTERVAL
+    batch = queues.CLEAN_BATCH
+
+    def tick(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> float:
+        with fenced_transaction(conn, term, self.name):
+            deleted = queues.delete_expired(conn, now - timedelta(seconds=queues.RETENTION), self.batch)
+        if deleted:
+            log.info(
+                "deleted %d queues idle for over %.0fh: %s",
+                len(deleted),
+                queues.RETENTION / 3600,
+                ", ".join(deleted[:20]),
+                extra={"event": "maintenance.queues_cleaned", "count": len(deleted), "queues": deleted[:20]},
+            )
+        return 0.0 if len(deleted) >= self.batch else self.interval
+
+
 def services(cfg: MaintenanceConfig, *, cluster: str = "default", dead_after: float = 15.0) -> list[_Service]:
-    return [JobScheduler(), JobRescuer(cfg), DeadHostRescuer(cluster, dead_after), JobCleaner(cfg)]
+    return [
+        JobScheduler(),
+        JobRescuer(cfg),
+        DeadHostRescuer(cluster, dead_after),
+        JobCleaner(cfg),
+        QueueCleaner(),
+    ]

@@ -49,8 +49,10 @@ def register(
     cluster: str,
     fingerprint: str,
     manifest: Mapping[str, Any],
+    queues: Mapping[str, int] | None = None,
 ) -> None:
-    """Announce this process (again after a reconnect: the row is refreshed, not duplicated)."""
+    """Announce this process (again after a reconnect: the row is refreshed, not duplicated),
+    with the queues it serves (``{queue: concurrency}``)."""
     db.execute(
         conn,
         "node_register",
@@ -61,6 +63,7 @@ def register(
             "boot_id": identity.boot_id,
             "fingerprint": fingerprint,
             "manifest": Jsonb(dict(manifest)),
+            "queues": Jsonb(dict(queues or {})),
         },
     )
 
@@ -78,6 +81,11 @@ def live_nodes(conn: psycopg.Connection[Any], cluster: str, stale_after: float) 
     """Nodes not stopped and heard from within ``stale_after`` seconds (database clock)."""
     rows = db.fetch_all(conn, "node_list_live", {"cluster": cluster, "stale_after": float(stale_after)})
     return [NodeRow(**row) for row in rows]
+
+
+def serving(conn: psycopg.Connection[Any], stale_after: float) -> list[dict[str, Any]]:
+    """Live nodes of every cluster with the queues they serve: ``cluster, node_id, node, queues``."""
+    return db.fetch_all(conn, "node_list_serving", {"stale_after": float(stale_after)})
 
 
 def set_drift(conn: psycopg.Connection[Any], term: Term, node_ids: Sequence[str]) -> list[str]:

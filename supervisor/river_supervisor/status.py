@@ -5,7 +5,8 @@
     fingerprints and whether each differs from the leader's (``drift``), the schedules with
     durable state in the cluster merged with this host's (``periodic``), the schedules the
     cluster ran before that the leader no longer defines (``orphans``) and the job counts by
-    queue and state (``queues``). Drift is computed here from the nodes' published manifests
+    queue and state (``queues``), and the queues paused in ``river_queue`` (``paused_queues``).
+    Drift is computed here from the nodes' published manifests
     against the leader's (else the most common one), as the leader's drift watch does, so
     ``status`` is right even between two of its passes.
 
@@ -33,7 +34,7 @@ from typing import Any
 
 import psycopg
 
-from . import db, drift, nodes, periodic, queue, schema
+from . import db, drift, nodes, periodic, queue, queues, schema
 from .config import Config
 from .discovery import PluginSet
 from .errors import DatabaseUnavailable, SchemaMissing, UsageError
@@ -151,6 +152,9 @@ def cluster_status(
             "schedules": [entry for entry in periodic_list if entry["orphaned"]],
         },
         "queues": _queues(conn, cfg),
+        "paused_queues": [
+            {"name": name, "paused_at": iso(paused_at)} for name, paused_at in queues.paused(conn).items()
+        ],
         "this_host": {
             "node": cfg.node,
             "fingerprint": local.digest,
@@ -216,6 +220,36 @@ def _queues(conn: psycopg.Connection[Any], cfg: Config) -> dict[str, dict[str, i
     for name in cfg.queues:
         counts.setdefault(name, {})
     return dict(sorted(counts.items()))
+
+
+def queue_list(
+    conn: psycopg.Connection[Any], now: datetime, *, stale_after: float = STALE_AFTER
+) -> list[dict[str, Any]]:
+    """``queues list --json``: every queue River knows or that holds jobs, with its state (paused or
+    active), jobs by state, the oldest available job's age in seconds and the live hosts serving it."""
+    serving: dict[str, list[dict[str, Any]]] = {}
+    for node in nodes.serving(conn, stale_after):
+        for name, concurrency in sorted(node["queues"].items()):
+            host = {"node": node["node"], "node_id": node["node_id"], "cluster": node["cluster"]}
+            serving.setdefault(name, []).append({**host, "concurrency": concurrency})
+    rows = {row["name"]: row for row in queues.list_queues(conn)}
+    out = []
+    for name in sorted(set(rows) | set(serving)):
+        row = rows.get(name, {})
+        out.append(
+            {
+                "name": name,
+                "state": "paused" if row.get("paused_at") else "active",
+                "paused_at": iso(row.get("paused_at")),
+                "created_at": iso(row.get("created_at")),
+                "updated_at": iso(row.get("updated_at")),
+                "metadata": row.get("metadata"),
+                "jobs": {state: int(n) for state, n in sorted((row.get("jobs") or {}).items())},
+                "oldest_available_age": row.get("oldest_available_age"),
+                "hosts": serving.get(name, []),
+            }
+        )
+    return out
 
 
 # --- check ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ and database connections (nothing crosses the fork), loads the plugins (already 
 forkserver preload, so this is cheap), then loops:
 
     wait (insert notification | half a queue's slots free, or all | poll interval | parent message)
-    -> fetch as many jobs as there are free slots, per queue, in one statement each
+    -> fetch as many jobs as there are free slots, per queue not paused, in one statement each
     -> tell the parent which jobs it now holds (so it can enforce timeouts and record a crash)
     -> hand them to the job threads (one per slot, started at boot, fed by one SimpleQueue)
     -> outcome to the completer -> batched write -> tell the parent.
@@ -45,7 +45,7 @@ from typing import Any
 
 import psycopg
 
-from . import alerts, db, discovery, plugins, processes, queue
+from . import alerts, db, discovery, plugins, processes, queue, queues
 from .backoff import service_backoff
 from .config import PluginsConfig, SentryConfig
 from .errors import DatabaseUnavailable
@@ -222,6 +222,10 @@ class Worker:
         self._running: dict[str, int] = {name: 0 for name, _ in spec.queues}
         self._held: dict[int, plugins.Job] = {}
         self._limits = dict(spec.queues)
+        # Queues paused in river_queue: not fetched. Set by river_control notifications at once,
+        # and re-read every queues.POLL_INTERVAL (River's queue poll) in case one was missed.
+        self._paused: set[str] = set()
+        self._next_pause_poll = 0.0
         # A freed slot wakes the main loop only when the queue's free slots reach this many (half
         # its share), or when the queue goes idle: one fetch and one wake-up per batch, not per job.
         # Notifications and the poll still fetch into any free slot at once.
@@ -340,6 +344,12 @@ class Worker:
             if self.conn is None and now >= self._reconnect_at:
                 self._connect()
                 fetch_due = True  # re-read the queue after LISTENing again
+                self._next_pause_poll = now  # and the pauses
+            if now >= self._next_pause_poll and self.conn is not None:
+                try:
+                    fetch_due = self._poll_pauses() or fetch_due
+                except RECOVERABLE as exc:
+                    self._connection_failed(exc)
             if fetch_due and not self.stopping and self.conn is not None:
                 try:
                     self._fetch_all()
@@ -353,6 +363,8 @@ class Worker:
             wake_at = min(next_poll, next_heartbeat)
             if self.conn is None:
                 wake_at = min(wake_at, self._reconnect_at)
+            else:
+                wake_at = min(wake_at, self._next_pause_poll)
             fetch_due = self._wait(max(0.0, wake_at - time.monotonic())) or fetch_due
 
     def _wait(self, timeout: float) -> bool:
@@ -400,7 +412,37 @@ class Worker:
                 job = self._held.get(body.get("job_id"))
             if job is not None:
                 job.request_cancel()
+        elif channel.endswith("." + queue.TOPIC_CONTROL) and (control := queues.control_message(body)):
+            action, name = control
+            named = set(self._limits) if name == queues.ALL else {name} & set(self._limits)
+            paused = self._paused | named if action == "pause" else self._paused - named
+            return self._set_paused(paused, "notification")
         return False
+
+    def _poll_pauses(self) -> bool:
+        """Re-read which of our queues are paused (the backstop); True when one was resumed."""
+        self._next_pause_poll = time.monotonic() + queues.POLL_INTERVAL
+        return self._set_paused(queues.paused_among(self.conn, list(self._limits)), "poll")
+
+    def _set_paused(self, paused: set[str], how: str) -> bool:
+        """Take ``paused`` as the paused set; log each change; True when a queue was resumed."""
+        for name in sorted(paused - self._paused):
+            log.info(
+                "queue %s paused: worker %d stops fetching it (running jobs finish)",
+                name,
+                self.spec.index,
+                extra={"event": "worker.queue_paused", "worker": self.spec.index, "queue": name, "via": how},
+            )
+        resumed = self._paused - paused
+        for name in sorted(resumed):
+            log.info(
+                "queue %s resumed: worker %d fetches it again",
+                name,
+                self.spec.index,
+                extra={"event": "worker.queue_resumed", "worker": self.spec.index, "queue": name, "via": how},
+            )
+        self._paused = paused
+        return bool(resumed)
 
     def _idle(self) -> bool:
         with self._lock:
@@ -410,7 +452,7 @@ class Worker:
         for name, limit in self.spec.queues:
             with self._lock:
                 free = limit - self._running[name]
-            if free <= 0:
+            if free <= 0 or name in self._paused:
                 continue
             rows = queue.fetch_for_work(self.conn, name, free, self.spec.worker_id, self._kinds)
             if not rows:

@@ -54,6 +54,7 @@ LAYERS: dict[int, set[str]] = {
         "notifier",
         "discovery",
         "testing",
+        "queues",  # River's river_queue rows: report, pause, resume, reap
     },
     # (3) leadership and the leader-only services; alerts (the only sentry_sdk user)
     3: {"leadership", "nodes", "periodic", "drift", "manifest", "maintenance", "alerts"},

@@ -20,7 +20,7 @@ SQL_DIR = PACKAGE / "sql"
 NAME = re.compile(r"^[a-z]+(_[a-z0-9]+)+$")  # <table>_<verb>[_many], leniently
 # Every prefix is a table family of STYLE's file layout (job_running_ids_by_worker lives in supervision.sql).
 # session: pg_stat_activity (a dead worker's sessions are ended before its jobs are looked for)
-TABLES = {"bench", "drift", "job", "leader", "migration", "node", "periodic", "session"}
+TABLES = {"bench", "drift", "job", "leader", "migration", "node", "periodic", "queue", "session"}
 
 
 def test_parse_splits_on_headers_and_ignores_the_preamble() -> None:

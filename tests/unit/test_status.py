@@ -201,3 +201,54 @@ def test_status_rendering_has_aligned_sections() -> None:
         "15",
     ]
     assert next(line for line in lines if line.startswith("  other")).split() == ["other", "0", "0", "0"]
+
+
+def test_status_names_paused_queues_under_the_queue_counts() -> None:
+    doc = {
+        "cluster": "eu",
+        "generated_at": "2025-01-01T12:00:00+00:00",
+        "leader": None,
+        "nodes": [],
+        "drift": {"summary": "no drift", "differences": []},
+        "periodic": [],
+        "queues": {"default": {"available": 3}, "mail": {}},
+        "paused_queues": [{"name": "mail", "paused_at": "2025-01-01T11:00:00.5+00:00"}],
+    }
+    lines = render(doc).splitlines()
+    assert (
+        lines[lines.index("Queues (jobs by state)") + 4] == "  paused: mail (since 2025-01-01T11:00:00+00:00)"
+    )
+
+
+def test_queues_list_rendering_has_state_counts_age_and_hosts() -> None:
+    from river_supervisor.commands.queues import render as render_queues
+
+    entry = {"paused_at": None, "state": "active", "jobs": {}, "oldest_available_age": None, "hosts": []}
+    text = render_queues(
+        [
+            {
+                **entry,
+                "name": "default",
+                "jobs": {"available": 12, "running": 3},
+                "oldest_available_age": 95.0,
+                "hosts": [{"node": "web-1", "concurrency": 20}, {"node": "web-2", "concurrency": 20}],
+            },
+            {
+                **entry,
+                "name": "mail",
+                "state": "paused",
+                "paused_at": "2025-01-01T11:00:00.5+00:00",
+                "jobs": {"available": 4},
+                "oldest_available_age": 7300.0,
+            },
+            {**entry, "name": "orphan"},
+        ]
+    )
+    lines = text.splitlines()
+    assert lines[0].split() == ["QUEUE", "STATE", "AVAILABLE", "RUNNING", "OLDEST", "AVAILABLE", "HOSTS"]
+    assert lines[1].split() == ["default", "active", "12", "3", "95.0s", "web-1", "(20),", "web-2", "(20)"]
+    assert lines[2].split()[:6] == ["mail", "paused", "since", "2025-01-01T11:00:00", "4", "0"]
+    assert lines[2].split()[6:] == ["2.0h", "-"]
+    assert lines[3].split() == ["orphan", "active", "0", "0", "-", "-"]
+    assert lines[1].index("12") == lines[0].index("AVAILABLE")
+    assert render_queues([]).startswith("no queues")

@@ -1,4 +1,4 @@
-"""``river-supervisor status [--json]``: leader, nodes, drift, schedules and queue counts.
+"""``river-supervisor status [--json]``: leader, nodes, drift, schedules, queue counts, paused queues.
 
 Reads the database only (``status.cluster_status`` builds the document; this module renders it).
 Exit 0; 2 when no database is configured, it cannot be reached, or it is not migrated.
@@ -121,6 +121,9 @@ def render(doc: dict[str, Any]) -> str:
         out += _table(rows)
     else:
         out.append("  none")
+    paused = doc.get("paused_queues") or []
+    if paused:  # no host fetches these (River's river_queue.paused_at)
+        out.append("  paused: " + ", ".join(f"{p['name']} (since {_t(p['paused_at'])})" for p in paused))
     problems = doc.get("this_host", {}).get("problems") or []
     if problems:
         out += ["", "This host"]

@@ -138,6 +138,14 @@ SELECT term,
                                    'leader_id', leader_id, 'term', term)::text)::text AS notified
   FROM gone;
 
+-- name: leader_request_resign
+-- Ask a cluster's leader to step down (River's request_resign, naming the cluster) on
+-- "<schema>.river_supervisor_leadership"; delivered at commit. Returns the database time sent.
+SELECT clock_timestamp() AS sent_at,
+       pg_notify(concat(current_schema(), '.river_supervisor_leadership'),
+                 json_build_object('action', 'request_resign', 'cluster', %(cluster)s::text)::text)::text
+           AS notified;
+
 -- name: leader_get
 -- Who holds a cluster's lease, whether it is still valid and whether its lease connection lives.
 SELECT cluster, leader_id, node, pid, term, backend_pid, elected_at, renewed_at, expires_at,

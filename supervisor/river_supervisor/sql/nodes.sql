@@ -4,19 +4,21 @@
 
 -- name: node_register
 -- A process announces itself at boot (or again after a reconnect): identity, the backend of the
--- connection it registers on, and the fingerprint and manifest of its periodic configuration and
--- plugins. Upsert: registering twice only refreshes the row.
+-- connection it registers on, the fingerprint and manifest of its periodic configuration and
+-- plugins, and the queues it serves ({"queue": concurrency}). Upsert: registering twice only
+-- refreshes the row.
 INSERT INTO river_supervisor_node
     (cluster, node_id, node, pid, boot_id, backend_pid, started_at, last_seen, stopped_at,
-     fingerprint, manifest)
+     fingerprint, manifest, queues)
 VALUES (%(cluster)s, %(node_id)s, %(node)s, %(pid)s, %(boot_id)s, pg_backend_pid(), now(), now(), NULL,
-        %(fingerprint)s, %(manifest)s)
+        %(fingerprint)s, %(manifest)s, %(queues)s)
 ON CONFLICT (cluster, node_id) DO UPDATE
    SET backend_pid = excluded.backend_pid,
        last_seen = excluded.last_seen,
        stopped_at = NULL,
        fingerprint = excluded.fingerprint,
-       manifest = excluded.manifest
+       manifest = excluded.manifest,
+       queues = excluded.queues
 RETURNING node_id;
 
 -- name: node_heartbeat
@@ -54,3 +56,12 @@ UPDATE river_supervisor_node
  WHERE cluster = %(cluster)s
    AND drift IS DISTINCT FROM (node_id = ANY(%(node_ids)s::text[]))
 RETURNING node_id, drift;
+
+-- name: node_list_serving
+-- Running nodes of every cluster with the queues they serve (for `queues list`): not stopped and
+-- heard from within stale_after seconds (database clock).
+SELECT cluster, node_id, node, queues
+  FROM river_supervisor_node
+ WHERE stopped_at IS NULL
+   AND last_seen > now() - make_interval(secs => %(stale_after)s)
+ ORDER BY node, cluster, node_id;
