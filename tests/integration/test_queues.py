@@ -109,6 +109,17 @@ def test_pausing_a_queue_without_a_row_is_not_found_and_sends_nothing(
     assert row(db, "nosuch") is None
 
 
+def test_a_paused_queue_yields_nothing_to_a_fetch_until_resumed(db: psycopg.Connection) -> None:
+    queues.report(db, ["default", "other"])
+    queue.insert_many(db, [queue.JobSpec("k.a"), queue.JobSpec("k.a", queue="other")])
+    db.execute("update river_queue set paused_at = now() where name = 'default'")  # by hand, no notify
+    assert queue.fetch_for_work(db, "default", 10, "w", ["k.a"]) == []
+    assert queue.fetch(db, "default", 10, "w") == []
+    assert len(queue.fetch_for_work(db, "other", 10, "w", ["k.a"])) == 1  # other queues unaffected
+    queues.resume(db, "default")
+    assert [job.kind for job in queue.fetch(db, "default", 10, "w")] == ["k.a"]
+
+
 def test_control_messages_are_read_as_river_sends_them() -> None:
     for name in ("pause", "resume"):
         assert queues.control_message(PAYLOADS[name]["payload"]) == (name, "priority")

@@ -59,7 +59,7 @@ SELECT count(pg_notify(current_schema() || '.river_insert', '{"queue": ' || to_j
 -- River's JobGetAvailable: lock up to %(limit)s due available jobs of one queue in River's order
 -- (priority, scheduled_at, id), skipping rows other fetchers hold, and mark them running:
 -- attempt+1, attempted_at, worker appended to attempted_by (last 100 kept, as River).
--- %(kinds)s: only jobs of these kinds (NULL: any kind).
+-- %(kinds)s: only jobs of these kinds (NULL: any kind). Nothing from a paused queue.
 WITH locked AS (
     SELECT id
       FROM river_job
@@ -67,6 +67,8 @@ WITH locked AS (
        AND queue = %(queue)s
        AND scheduled_at <= now()
        AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
+       -- a paused queue (River's river_queue.paused_at) yields nothing, from the pause's commit on
+       AND NOT EXISTS (SELECT FROM river_queue WHERE name = %(queue)s AND paused_at IS NOT NULL)
      ORDER BY priority, scheduled_at, id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
@@ -92,7 +94,8 @@ SELECT updated.*, updated.unique_states::integer AS unique_states_int
 -- job_fetch for a worker: the same rows and locks, but only the columns a handler's Job needs, JSON
 -- as text (decoded once in Python) and the number of errors instead of the errors themselves.
 -- Only the kinds in %(kinds)s, the ones this host has handlers for: a job no plugin here can run
--- is left for a host that can, instead of failing here and burning its attempts.
+-- is left for a host that can, instead of failing here and burning its attempts. Nothing from a
+-- paused queue.
 WITH locked AS (
     SELECT id
       FROM river_job
@@ -100,6 +103,9 @@ WITH locked AS (
        AND queue = %(queue)s
        AND scheduled_at <= now()
        AND kind = ANY(%(kinds)s::text[])
+       -- a paused queue yields nothing, from the pause's commit on, before the worker has heard
+       -- of it (the worker skips a queue it knows is paused: no statement at all)
+       AND NOT EXISTS (SELECT FROM river_queue WHERE name = %(queue)s AND paused_at IS NOT NULL)
      ORDER BY priority, scheduled_at, id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
