@@ -112,10 +112,14 @@ def applied_at(sup: SupervisorProcess, event: str, after: datetime) -> datetime:
     """When ``sup``'s worker logged ``event`` (paused/resumed) for ``default`` after ``after``."""
     found = sup.wait_for_event(
         event,
-        timeout=10,
-        where=lambda e: e.get("queue") == "default" and datetime.fromisoformat(e["time"]) >= after,
+        timeout=30,
+        where=lambda e: e.get("queue") == "default" and logged_at(e) >= after,
     )
-    return datetime.fromisoformat(found["time"])
+    return logged_at(found)
+
+
+def logged_at(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["time"])
 
 
 def ms(delta: timedelta) -> float:
@@ -125,7 +129,7 @@ def ms(delta: timedelta) -> float:
 def start_hosts(supervisors: SupervisorFactory, db: psycopg.Connection) -> list[SupervisorProcess]:
     sups = [supervisors.start(name, queues={"default": {"concurrency": 4}}) for name in ("host-a", "host-b")]
     for sup in sups:
-        sup.wait_for_event("worker.started")
+        sup.wait_for_event("worker.started", 60)
     return sups
 
 
@@ -200,7 +204,8 @@ def test_pause_stops_both_hosts_resume_drains_and_the_pause_survives_restarts(
         assert sup.wait_exit(30) == 0
     restarted = datetime.now(UTC)
     sups = [sup.start() for sup in sups]
-    for sup in sups:
+    for sup in sups:  # booted (slow on a loaded machine), then read the pause from river_queue
+        sup.wait_for_event("worker.started", 60, where=lambda e: logged_at(e) >= restarted)
         applied_at(sup, "worker.queue_paused", restarted)
     queue.insert_many(db, [queue.JobSpec("test.noop") for _ in range(10)])
     deadline = time.monotonic() + CONTEXT_WINDOW
