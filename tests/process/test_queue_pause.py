@@ -136,7 +136,10 @@ def start_hosts(supervisors: SupervisorFactory, db: psycopg.Connection) -> list[
 def assert_pause_holds(
     db: psycopg.Connection, sups: list[SupervisorProcess], feeder: Feeder, paused_at: datetime, how: str
 ) -> None:
-    """Both hosts stop fetching within 1 s of ``paused_at`` while jobs keep arriving; print figures."""
+    """Both hosts stop fetching within 1 s of ``paused_at`` while jobs keep arriving; print figures.
+
+    ``paused_at``: the time after the pause's commit (River's SQL here), or the row's ``paused_at``
+    (the CLI's statement start, a few ms before its commit)."""
     applied = [applied_at(sup, "worker.queue_paused", paused_at - timedelta(seconds=1)) for sup in sups]
     deadline = time.monotonic() + CONTEXT_WINDOW
     wait_until(
@@ -149,7 +152,7 @@ def assert_pause_holds(
     print(
         f"\npause by {how}: applied by the hosts' workers "
         + ", ".join(f"{ms(t - paused_at):.1f} ms" for t in applied)
-        + f" after commit; jobs fetched after the commit: {len(late)} (last {last:.1f} ms after);"
+        + f" after the pause; jobs fetched after it: {len(late)} (last {last:.1f} ms after);"
         f" {feeder.since(paused_at)} jobs arrived during the pause"
     )
     assert all(row["attempted_at"] <= paused_at + timedelta(seconds=1) for row in late), late
