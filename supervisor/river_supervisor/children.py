@@ -53,6 +53,7 @@ class WorkerHandle:
     term_sent_at: float | None = None
     killed: bool = False
     stop_sent: bool = False
+    retiring: bool = False  # of a generation a reload replaced: finishes its jobs, is not restarted
     boot_error: str | None = None
     fault: str | None = None  # why the parent stopped it as faulty (its jobs get this error)
 

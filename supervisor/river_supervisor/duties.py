@@ -78,6 +78,18 @@ class Duties:
         self.elector = Elector(
             cfg.leadership, cluster=cfg.cluster, identity=identity, conninfo=cfg.database_url
         )
+        self._periodic_observer = periodic_observer
+        self._services = [_ServiceState(s) for s in self._build_services(cfg, local)]
+        # After a reload: the moment the new schedules take over (see ``reload``), used by their
+        # first ``on_gained`` so that no slot falls between the old schedules and the new ones.
+        self._gain_at: datetime | None = None
+        self.conn: psycopg.Connection[Any] | None = None
+        self._next_heartbeat = 0.0
+        self._next_queue_report = 0.0
+        self._registered = False
+        self._heartbeat_failures = 0
+
+    def _build_services(self, cfg: Config, local: Any) -> list[LeaderService]:
         # A host is gone when its node row is older than the lease ttl, and never before three
         # heartbeats were missed (nodes.STALE_AFTER): its jobs are back within ttl + a tick.
         dead_after = max(cfg.leadership.ttl, nodes.STALE_AFTER)
@@ -91,29 +103,57 @@ class Duties:
                 node=cfg.node,
                 disabled=local.schedules.disabled,
                 missed_grace=cfg.missed_grace,
-                observer=periodic_observer,  # the metrics count slots and enqueue lag
+                observer=self._periodic_observer,  # the metrics count slots and enqueue lag
             )
         )
         services.append(
             DriftWatch(
                 cluster=cfg.cluster,
-                node_id=identity.node_id,
+                node_id=self.identity.node_id,
                 stale_after=nodes.STALE_AFTER,
                 on_new_drift=self._report_drift,
             )
         )
-        self._services = [_ServiceState(s) for s in services]
-        self.conn: psycopg.Connection[Any] | None = None
-        self._next_heartbeat = 0.0
-        self._next_queue_report = 0.0
-        self._registered = False
-        self._heartbeat_failures = 0
+        return services
 
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
         self._register()
         self.elector.start()
+
+    def reload(self, cfg: Config, local: Any) -> datetime:
+        """SIGHUP: new services for the new configuration and schedules; the lease is kept.
+
+        One moment, returned, splits the old schedules from the new: while leading, the old
+        enqueuer first enqueues every slot due up to it, and the new one starts from it (a changed
+        schedule is re-registered at that moment: its first slot is the next one after it). The
+        node row is republished at once, so drift reflects the new fingerprint without waiting.
+        """
+        switch = datetime.now(UTC)
+        term = self.term
+        if term is not None:
+            for state in self._services:
+                if state.gained and isinstance(state.service, PeriodicEnqueuer):
+                    try:
+                        state.service.tick(self._db(), term, switch)
+                    except (NotLeader, *SERVICE_ERRORS) as exc:  # the new enqueuer catches up by policy
+                        log.warning(
+                            "periodic: the last pass before the reload failed: %s",
+                            exc,
+                            extra={"event": "periodic.reload_pass_failed"},
+                        )
+        self._lose_services()
+        self.cfg, self.local = cfg, local
+        self._services = [_ServiceState(s) for s in self._build_services(cfg, local)]
+        self._gain_at = switch if term is not None else None
+        try:
+            self._register()
+        except RECOVERABLE as exc:  # the next heartbeat registers again
+            self._registered = False
+            log.warning("could not republish this node: %s", exc, extra={"event": "node.register_failed"})
+            self._drop_connection()
+        return switch
 
     def resign(self) -> None:
         """Graceful stop: hand the lease over at once (followers are notified)."""
@@ -165,6 +205,7 @@ class Duties:
                     state.failures = 0
 
     def _lose_services(self) -> None:
+        self._gain_at = None
         for state in self._services:
             if state.gained:
                 state.service.on_lost()
@@ -172,13 +213,14 @@ class Duties:
 
     def _run_services(self, now: float, term: Term) -> None:
         wall = datetime.now(UTC)
+        gain_at, self._gain_at = self._gain_at or wall, None
         for state in self._services:
             if now < state.due or self.term is None:
                 continue
             try:
                 conn = self._db()
                 if not state.gained:
-                    state.service.on_gained(conn, term, wall)
+                    state.service.on_gained(conn, term, gain_at)
                     state.gained = True
                     self._after_gained(state.service)
                 wake = state.service.tick(conn, term, wall)

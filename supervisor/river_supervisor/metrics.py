@@ -179,6 +179,11 @@ class Metrics:
                 self._restarts += 1
             self._slots_started.add(index)
 
+    def reloaded(self) -> None:
+        """After a reload the workers are new ones, not restarts."""
+        with self._lock:
+            self._slots_started.clear()
+
     def update(self, *, term: Term | None, workers: int) -> None:
         """Once per turn of the loop: the term held (None: not leading) and the live workers."""
         with self._lock:

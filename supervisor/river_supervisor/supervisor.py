@@ -26,17 +26,19 @@ import pickle
 import re
 import signal
 import time
+from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 import multiprocess
 import multiprocess.connection
 import psycopg
 
-from . import alerts, db, discovery, manifest, processes, queue, schema, worker
+from . import alerts, db, discovery, manifest, processes, queue, reload, schema, worker
 from .children import KILL_AFTER, SILENT_AFTER, ExitReport, RestartPolicy, WorkerHandle, classify_exit
 from .config import Config
 from .duties import Duties
-from .errors import DatabaseUnavailable, SchemaMissing
+from .errors import DatabaseUnavailable, RiverSupervisorError, SchemaMissing
 from .leadership import NodeIdentity
 from .schedules import monitor_config
 
@@ -74,8 +76,13 @@ class Supervisor:
         *,
         log_level: str = "INFO",
         log_format: str = "text",
+        load_config: Callable[[], Config] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.load_config = load_config  # SIGHUP reads the configuration again with it
+        self.reload_wanted = False
+        self.retired_forkservers: list[reload.RetiredForkserver] = []
+        self.retired_workers = 0
         self.log_level = log_level
         self.log_format = log_format
         self.workers: dict[int, WorkerHandle] = {}
@@ -106,14 +113,7 @@ class Supervisor:
         processes.set_title(f"river-supervisor: supervisor [{self.cfg.cluster}/{self.cfg.node}]")
         self.plugin_set = discovery.discover(self.cfg.plugins)
         self.plugin_set.raise_for_conflicts()
-        for report in self.plugin_set.errors:
-            log.warning(
-                "plugin %s (%s) failed to load: %s",
-                report.name,
-                report.distribution or "unknown distribution",
-                report.error,
-                extra={"event": "plugin.load_failed", "plugin": report.name},
-            )
+        self._log_plugin_errors()
         alerts.init(
             self.cfg.sentry,
             role="supervisor",
@@ -169,6 +169,16 @@ class Supervisor:
         for index in range(self.cfg.processes):
             self.restart_at[index] = now
 
+    def _log_plugin_errors(self) -> None:
+        for report in self.plugin_set.errors:
+            log.warning(
+                "plugin %s (%s) failed to load: %s",
+                report.name,
+                report.distribution or "unknown distribution",
+                report.error,
+                extra={"event": "plugin.load_failed", "plugin": report.name},
+            )
+
     def _connect(self) -> psycopg.Connection[Any]:
         assert self.cfg.database_url
         return db.connect(self.cfg.database_url, application_name="river-supervisor supervisor")
@@ -213,6 +223,8 @@ class Supervisor:
         self._enforce_stop(now)
         if not self.stopping and self.duties is not None:
             self.duties.step(now)
+        if self.reload_wanted and not self.stopping:
+            self._reload(now)
         if not self.stopping:
             self._top_up(now)
         if self.metrics is not None:
@@ -245,10 +257,76 @@ class Supervisor:
             if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
                 self._begin_stop(now, signal.Signals(signum).name)
             elif signum == signal.SIGHUP:
-                log.info(
-                    "SIGHUP ignored: restart the supervisor to load new plugins or configuration",
-                    extra={"event": "supervisor.sighup"},
-                )
+                self.reload_wanted = True  # after this turn's leader-only work: due slots go out first
+
+    # --- reload (SIGHUP) --------------------------------------------------------------------
+
+    def _reload(self, now: float) -> None:
+        """New configuration, plugins, schedules and workers; nothing running is dropped (``reload``)."""
+        self.reload_wanted = False
+        if self.load_config is None:
+            log.warning(
+                "SIGHUP: this supervisor cannot reload; restart it", extra={"event": "supervisor.sighup"}
+            )
+            return
+        try:
+            new = reload.read(self.cfg, self.load_config, self.plugin_set.modules)
+        except RiverSupervisorError as exc:
+            log.error(
+                "reload failed, the running configuration is kept: %s",
+                exc,
+                extra={"event": "supervisor.reload_failed"},
+            )
+            return
+        for name in new.kept:
+            log.warning(
+                "reload: `%s` changed; it takes effect at the next restart, the running value is kept",
+                name,
+                extra={"event": "supervisor.reload_kept", "setting": name},
+            )
+        self.cfg, self.plugin_set = new.cfg, new.plugin_set
+        self._log_plugin_errors()
+        self.monitors = sentry_monitors(new.local.schedules.schedules)
+        switch = self.duties.reload(new.cfg, new.local) if self.duties is not None else None
+        if self.metrics is not None:
+            self.metrics.reloaded()
+        retired = reload.retire_forkserver(["river_supervisor.worker", *self.plugin_set.modules])
+        if retired is not None:
+            self.retired_forkservers.append(retired)
+        for index, handle in list(self.workers.items()):
+            self._retire(index, handle)
+        self.restarts = RestartPolicy()  # new code: a slot that crash-looped gets another chance
+        self.restart_at = dict.fromkeys(range(self.cfg.processes), now)
+        self._close_retired_forkservers()
+        log.info(
+            "reloaded: plugins %s; %d schedule(s); fingerprint %s; old workers finish their jobs",
+            ", ".join(f"{r.name} {r.version}" for r in self.plugin_set.plugins if r.plugin) or "none",
+            len(new.local.schedules.schedules),
+            new.local.digest[:12],
+            extra={
+                "event": "supervisor.reloaded",
+                "fingerprint": new.local.digest,
+                "switch": switch.astimezone(UTC).isoformat() if switch else None,
+            },
+        )
+
+    def _retire(self, index: int, handle: WorkerHandle) -> None:
+        """Move a worker out of its slot: it stops fetching, finishes its jobs and exits."""
+        self.retired_workers += 1
+        del self.workers[index]
+        self.workers[-self.retired_workers] = handle  # negative keys: no slot; the loop still watches it
+        handle.retiring = True
+        if not handle.stop_sent:
+            with contextlib.suppress(OSError, ValueError):
+                handle.pipe.send(("stop",))
+            handle.stop_sent = True
+
+    def _close_retired_forkservers(self) -> None:
+        """Old forkservers go once the last worker they started has exited."""
+        if self.retired_forkservers and not any(h.retiring for h in self.workers.values()):
+            for server in self.retired_forkservers:
+                server.close()
+            self.retired_forkservers.clear()
 
     def _begin_stop(self, now: float, reason: str) -> None:
         if self.stopping:
@@ -416,7 +494,7 @@ class Supervisor:
             report = classify_exit(
                 exitcode,
                 ready=handle.ready,
-                stopping=self.stopping,
+                stopping=self.stopping or handle.retiring,
                 killed_by_us=handle.term_sent_at is not None,
             )
             if handle.fault is not None:
@@ -426,8 +504,9 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 handle.pipe.close()
             self._log_exit(handle, report, exitcode)
-            if not self.stopping:
+            if not self.stopping and not handle.retiring:
                 self._schedule_restart(handle, report, now)
+        self._close_retired_forkservers()
 
     def _reap_strays(self) -> None:
         """Collect what dead jobs left in a worker's group (they are re-parented to us)."""

@@ -59,7 +59,7 @@ LAYERS: dict[int, set[str]] = {
     # (3) leadership and the leader-only services; alerts (the only sentry_sdk user)
     3: {"leadership", "nodes", "periodic", "drift", "manifest", "maintenance", "alerts"},
     # (4) processes: the worker child, the parent loop
-    4: {"worker", "children", "duties", "supervisor", "metrics"},
+    4: {"worker", "children", "duties", "supervisor", "metrics", "reload"},
     # (5) entry points; every ``commands.*`` module is here too (see ``layer_of``)
     5: {"status", "cli", "commands", "bench", "benchjobs", "embedded", "__main__"},
 }
@@ -90,7 +90,7 @@ SAME_LAYER: dict[str, set[str]] = {
     "nodes": {"leadership"},
     "manifest": {"drift"},  # the manifest is what drift.fingerprint hashes
     # layer 4: STYLE: supervisor imports worker; it is split into children (spawning) and duties (leader side)
-    "supervisor": {"worker", "children", "duties", "metrics"},
+    "supervisor": {"worker", "children", "duties", "metrics", "reload"},
     "children": {"worker"},  # children spawns worker processes: it names worker's entry point
     # layer 5: the entry points share helpers; commands call the layer-5 libraries they front
     "__main__": {"cli"},
