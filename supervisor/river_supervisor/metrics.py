@@ -179,10 +179,11 @@ class Metrics:
                 self._restarts += 1
             self._slots_started.add(index)
 
-    def reloaded(self) -> None:
-        """After a reload the workers are new ones, not restarts."""
+    def reloaded(self, defined_here: Iterable[str]) -> None:
+        """After a reload the workers are new ones, not restarts, and this host defines new schedules."""
         with self._lock:
             self._slots_started.clear()
+        self._database.defined_here = frozenset(defined_here)  # one attribute: read whole by a scrape
 
     def update(self, *, term: Term | None, workers: int) -> None:
         """Once per turn of the loop: the term held (None: not leading) and the live workers."""

@@ -289,7 +289,8 @@ class Supervisor:
         self.monitors = sentry_monitors(new.local.schedules.schedules)
         switch = self.duties.reload(new.cfg, new.local) if self.duties is not None else None
         if self.metrics is not None:
-            self.metrics.reloaded()
+            schedules = new.local.schedules
+            self.metrics.reloaded({s.id for s in schedules.schedules} | set(schedules.disabled))
         retired = reload.retire_forkserver(["river_supervisor.worker", *self.plugin_set.modules])
         if retired is not None:
             self.retired_forkservers.append(retired)
