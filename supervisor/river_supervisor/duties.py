@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -69,12 +69,14 @@ class Duties:
         *,
         identity: NodeIdentity,
         local: Any,
+        kinds: Sequence[str] = (),
         periodic_observer: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         assert cfg.database_url
         self.cfg = cfg
         self.identity = identity
         self.local = local  # manifest.LocalManifest: digest, manifest, schedules
+        self.serves = nodes.serves_of(cfg.queues, kinds)  # published on the node row
         self.elector = Elector(
             cfg.leadership, cluster=cfg.cluster, identity=identity, conninfo=cfg.database_url
         )
@@ -279,7 +281,8 @@ class Duties:
     def _register(self) -> None:
         served = {q.name: q.concurrency for q in self.cfg.queues.values()}
         conn = self._db()
-        nodes.register(conn, self.identity, self.cfg.cluster, self.local.digest, self.local.manifest, served)
+        local = self.local
+        nodes.register(conn, self.identity, self.cfg.cluster, local.digest, local.manifest, served, self.serves)
         self._report_queues(conn)
         self._registered = True
         self._next_heartbeat = time.monotonic() + nodes.HEARTBEAT_INTERVAL

@@ -8,7 +8,7 @@ are what ``status --json`` shows about leadership.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +37,7 @@ class NodeRow:
     fingerprint: str
     manifest: Mapping[str, Any]
     drift: bool
+    serves: Mapping[str, Any]  # {"queues": [...], "kinds": [...]}; {} from a process that did not say
 
 
 def _key(identity: NodeIdentity, cluster: str) -> dict[str, Any]:
@@ -50,9 +51,11 @@ def register(
     fingerprint: str,
     manifest: Mapping[str, Any],
     queues: Mapping[str, int] | None = None,
+    serves: Mapping[str, Any] | None = None,
 ) -> None:
     """Announce this process (again after a reconnect: the row is refreshed, not duplicated),
-    with the queues it serves (``{queue: concurrency}``)."""
+    with the queues it serves (``{queue: concurrency}``) and what it works (``serves``:
+    ``{"queues": [...], "kinds": [...]}``, see ``serves_of``)."""
     db.execute(
         conn,
         "node_register",
@@ -64,8 +67,14 @@ def register(
             "fingerprint": fingerprint,
             "manifest": Jsonb(dict(manifest)),
             "queues": Jsonb(dict(queues or {})),
+            "serves": Jsonb(dict(serves or {})),
         },
     )
+
+
+def serves_of(queues: Iterable[str], kinds: Iterable[str]) -> dict[str, list[str]]:
+    """What a process works, as its node row records it: the queues it serves, the kinds it has."""
+    return {"queues": sorted(queues), "kinds": sorted(kinds)}
 
 
 def heartbeat(conn: psycopg.Connection[Any], identity: NodeIdentity, cluster: str) -> bool:

@@ -34,7 +34,7 @@ from typing import Any
 
 import psycopg
 
-from . import db, drift, nodes, periodic, queue, queues, schema
+from . import db, drift, nodes, periodic, queue, queues, schema, serving
 from .config import Config
 from .discovery import PluginSet
 from .errors import DatabaseUnavailable, SchemaMissing, UsageError
@@ -155,6 +155,8 @@ def cluster_status(
         "paused_queues": [
             {"name": name, "paused_at": iso(paused_at)} for name, paused_at in queues.paused(conn).items()
         ],
+        # jobs waiting that no live host will fetch: their queue or their kind is served by none
+        "unserved": serving.unserved(conn, cluster, stale_after=stale_after).to_json(),
         "this_host": {
             "node": cfg.node,
             "fingerprint": local.digest,
@@ -407,7 +409,11 @@ def check_report(
         try:
             with connect() as conn:
                 found, checked["cluster"] = check_cluster(conn, cfg, local)
+                unserved = serving.unserved(conn, cfg.cluster)
             problems.extend(found)
+            # a warning, not a problem: the cluster's state, not this host's configuration
+            waiting = (*unserved.queues, *unserved.kinds)
+            warnings.extend({"kind": "jobs_unserved", **entry} for entry in waiting)
         except SchemaMissing as exc:
             problems.append({"kind": "schema_missing", "message": str(exc)})
         except (DatabaseUnavailable, psycopg.OperationalError, psycopg.InterfaceError) as exc:

@@ -154,6 +154,7 @@ class Supervisor:
             self.cfg,
             identity=self.identity,
             local=local,
+            kinds=list(self.plugin_set.handlers),
             periodic_observer=self.metrics.periodic_pass if self.metrics else None,
         )
         self.duties.start()

@@ -27,6 +27,24 @@ def test_two_workers_complete_2000_noop_jobs_inserted_with_sql(
     assert attempted_by["n"] == 2  # both worker processes took part
 
 
+def test_a_host_leaves_jobs_of_kinds_it_lacks_and_publishes_what_it_serves(
+    supervisors: SupervisorFactory, db: psycopg.Connection
+) -> None:
+    sup = supervisors.start(processes=1, queues={"default": {"concurrency": 4}})
+    sup.wait_for_event("worker.started")
+    foreign = insert_jobs(db, "other_plugin.kind", 8)  # fetched first (River's order) if fetched at all
+    ours = insert_jobs(db, "test.noop", 8)
+    wait_until(lambda: states(db, ours) == {"completed": 8}, 60, "our 8 jobs completed", context=sup.log_tail)
+    untouched = db.execute(
+        "select count(*) as n from river_job where id = any(%s) and state = 'available' and attempt = 0",
+        (foreign,),
+    ).fetchone()
+    assert untouched["n"] == 8  # waiting for a host with that plugin; no attempt used here
+    row = db.execute("select serves from river_supervisor_node where stopped_at is null").fetchone()
+    assert row["serves"]["queues"] == ["default"] and "test.noop" in row["serves"]["kinds"]
+    assert "other_plugin.kind" not in row["serves"]["kinds"]
+
+
 def test_failures_end_in_the_row_and_the_supervisor_keeps_working(
     supervisors: SupervisorFactory, db: psycopg.Connection
 ) -> None:

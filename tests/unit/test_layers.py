@@ -57,7 +57,7 @@ LAYERS: dict[int, set[str]] = {
         "queues",  # River's river_queue rows: report, pause, resume, reap
     },
     # (3) leadership and the leader-only services; alerts (the only sentry_sdk user)
-    3: {"leadership", "nodes", "periodic", "drift", "manifest", "maintenance", "alerts"},
+    3: {"leadership", "nodes", "serving", "periodic", "drift", "manifest", "maintenance", "alerts"},
     # (4) processes: the worker child, the parent loop
     4: {"worker", "children", "duties", "supervisor", "metrics", "reload"},
     # (5) entry points; every ``commands.*`` module is here too (see ``layer_of``)
@@ -88,6 +88,7 @@ SAME_LAYER: dict[str, set[str]] = {
     "maintenance": {"leadership"},
     "drift": {"leadership", "nodes"},  # the drift watch reads the live nodes (nodes owns their rows)
     "nodes": {"leadership"},
+    "serving": {"nodes"},  # what each live node serves is on its node row
     "manifest": {"drift"},  # the manifest is what drift.fingerprint hashes
     # layer 4: STYLE: supervisor imports worker; it is split into children (spawning) and duties (leader side)
     "supervisor": {"worker", "children", "duties", "metrics", "reload"},

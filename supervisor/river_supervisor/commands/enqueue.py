@@ -9,8 +9,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+
 from .. import config as config_mod
-from .. import db, discovery, queue
+from .. import db, discovery, queue, serving
 from ..durations import parse_duration
 from ..errors import UsageError
 from .migrate import database_url_or_fail
@@ -140,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     spec.validate()  # before connecting: a usage error needs no database
     with db.connect(database_url_or_fail(cfg), application_name="river-supervisor enqueue") as conn:
         result = queue.insert(conn, spec)
+        _warn_if_unserved(conn, cfg.cluster, spec)
     job = result.job
     if result.unique_skipped_as_duplicate:
         print(
@@ -147,3 +150,14 @@ def run(args: argparse.Namespace) -> int:
         )
     print(json.dumps(job.to_json()) if args.json else job.id)
     return 0
+
+
+def _warn_if_unserved(conn: Any, cluster: str, spec: queue.JobSpec) -> None:
+    """Warn when no live host serves the job's queue or has its kind: it would wait, not run."""
+    try:
+        warning = serving.insert_warning(conn, cluster, spec.queue, spec.kind)
+    except psycopg.errors.UndefinedTable:  # River's schema only (no supervisor has migrated here)
+        return
+    if warning:
+        extra = {"event": "enqueue.unserved", "queue": spec.queue, "kind": spec.kind}
+        log.warning("%s", warning, extra=extra)

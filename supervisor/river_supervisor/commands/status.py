@@ -124,6 +124,11 @@ def render(doc: dict[str, Any]) -> str:
     paused = doc.get("paused_queues") or []
     if paused:  # no host fetches these (River's river_queue.paused_at)
         out.append("  paused: " + ", ".join(f"{p['name']} (since {_t(p['paused_at'])})" for p in paused))
+    unserved = doc.get("unserved") or {}
+    waiting = [*unserved.get("queues", []), *unserved.get("kinds", [])]
+    if waiting:
+        out += ["", "Jobs no live host can run"]
+        out += [f"  {entry['message']}" for entry in waiting]
     problems = doc.get("this_host", {}).get("problems") or []
     if problems:
         out += ["", "This host"]

@@ -389,3 +389,12 @@ SELECT queue, state::text AS state, count(*) AS jobs
   FROM river_job
  GROUP BY queue, state
  ORDER BY queue, state;
+
+-- name: job_count_waiting_by_queue_and_kind
+-- Jobs waiting to be worked (available, scheduled, retryable) per queue and kind, for the report
+-- of jobs no live host can run. A scan of river_job; no locks.
+SELECT queue, kind, count(*) AS jobs
+  FROM river_job
+ WHERE state IN ('available', 'scheduled', 'retryable')
+ GROUP BY queue, kind
+ ORDER BY queue, kind;

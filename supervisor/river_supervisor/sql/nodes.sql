@@ -5,20 +5,21 @@
 -- name: node_register
 -- A process announces itself at boot (or again after a reconnect): identity, the backend of the
 -- connection it registers on, the fingerprint and manifest of its periodic configuration and
--- plugins, and the queues it serves ({"queue": concurrency}). Upsert: registering twice only
--- refreshes the row.
+-- plugins, the queues it serves ({"queue": concurrency}) and the queues and job kinds it works
+-- (serves). Upsert: registering twice only refreshes the row.
 INSERT INTO river_supervisor_node
     (cluster, node_id, node, pid, boot_id, backend_pid, started_at, last_seen, stopped_at,
-     fingerprint, manifest, queues)
+     fingerprint, manifest, queues, serves)
 VALUES (%(cluster)s, %(node_id)s, %(node)s, %(pid)s, %(boot_id)s, pg_backend_pid(), now(), now(), NULL,
-        %(fingerprint)s, %(manifest)s, %(queues)s)
+        %(fingerprint)s, %(manifest)s, %(queues)s, %(serves)s)
 ON CONFLICT (cluster, node_id) DO UPDATE
    SET backend_pid = excluded.backend_pid,
        last_seen = excluded.last_seen,
        stopped_at = NULL,
        fingerprint = excluded.fingerprint,
        manifest = excluded.manifest,
-       queues = excluded.queues
+       queues = excluded.queues,
+       serves = excluded.serves
 RETURNING node_id;
 
 -- name: node_heartbeat
@@ -41,7 +42,7 @@ RETURNING node_id;
 -- name: node_list_live
 -- Running nodes: not stopped and heard from within stale_after seconds (database clock).
 SELECT cluster, node_id, node, pid, boot_id, backend_pid, started_at, last_seen, stopped_at,
-       fingerprint, manifest, drift
+       fingerprint, manifest, drift, serves
   FROM river_supervisor_node
  WHERE cluster = %(cluster)s
    AND stopped_at IS NULL
