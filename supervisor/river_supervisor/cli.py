@@ -2,8 +2,8 @@
 
 Each command lives in ``river_supervisor.commands.<name>`` with ``add_arguments(parser)`` and
 ``run(args) -> int``. This module alone turns exceptions into the one-line
-``river-supervisor: error: ...`` message and an exit code (0 ok, 1 failed, 2 usage/config),
-with a traceback only under ``--debug``.
+``river-supervisor: error: ...`` message and an exit code (``errors.EXIT_*``: 0 ok, 1 failed,
+2 usage/config, 69 database unavailable, 130 interrupted), with a traceback only under ``--debug``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import RiverSupervisorError
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE, RiverSupervisorError
 
 PROG = "river-supervisor"
 
@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "plugins": "list discovered plugins, their job kinds, schedules and load errors",
     "check": "validate configuration and plugins; report drift against the live cluster",
     "status": "leader, nodes, drift, schedules and queue counts",
+    "health": "exit 0 when this host's supervisor is up, its workers ready and the database answers",
     "enqueue": "insert a job",
     "jobs": "list, show, retry or cancel jobs",
     "queues": "list queues; pause or resume them on every host (River's river_queue)",
@@ -38,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{PROG}: error: {self.prog}: {message}\n")
-        raise SystemExit(2)
+        raise SystemExit(EXIT_USAGE)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
@@ -95,12 +96,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: say so in one line, show the traceback on --debug
         if args.debug:
             raise
+        if _connection_lost(exc):  # the database went away mid-command: "try again", not a bug
+            sys.stderr.write(f"{PROG}: error: {args.command}: database connection lost: {_first_line(exc)}\n")
+            return EXIT_UNAVAILABLE
         sys.stderr.write(
             f"{PROG}: error: {args.command}: unexpected {type(exc).__name__}: {exc}"
             " (run again with --debug for the traceback)\n"
         )
-        return 1
+        return EXIT_FAILED
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    import psycopg  # every command that can lose a connection has imported it already
+
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and not isinstance(
+        exc, psycopg.errors.QueryCanceled
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

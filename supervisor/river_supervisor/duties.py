@@ -90,6 +90,7 @@ class Duties:
         self._next_queue_report = 0.0
         self._registered = False
         self._heartbeat_failures = 0
+        self.workers_ready = 0  # the supervisor's count each turn; published with the heartbeat
 
     def _build_services(self, cfg: Config, local: Any) -> list[LeaderService]:
         # A host is gone when its node row is older than the lease ttl, and never before three
@@ -296,7 +297,9 @@ class Duties:
         if now < self._next_heartbeat:
             return
         try:
-            if not self._registered or not nodes.heartbeat(self._db(), self.identity, self.cfg.cluster):
+            workers = (self.workers_ready, self.cfg.processes)
+            beat = self._registered and nodes.heartbeat(self._db(), self.identity, self.cfg.cluster, workers)
+            if not beat:
                 self._register()
             elif now >= self._next_queue_report:
                 self._report_queues(self._db())

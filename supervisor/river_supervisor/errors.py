@@ -1,21 +1,29 @@
-"""Errors whose ``str()`` is the one-line message a user sees.
+"""Errors whose ``str()`` is the one-line message a user sees, and the exit codes they map to.
 
-``cli.main()`` maps them to exit codes: configuration and usage errors exit 2, the rest 1.
+``cli.main()`` maps them to exit codes (the README's table): configuration and usage errors exit 2,
+an unreachable database 69, the rest 1.
 """
 
 from __future__ import annotations
+
+# The exit codes of every command, one table (README "Exit codes").
+EXIT_OK = 0
+EXIT_FAILED = 1  # the command ran and failed, or found problems (check, health)
+EXIT_USAGE = 2  # usage or configuration error: fix the command line or the file (argparse's too)
+EXIT_UNAVAILABLE = 69  # the database cannot be reached: try again later (sysexits.h EX_UNAVAILABLE)
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 
 
 class RiverSupervisorError(Exception):
     """Base class: every error the CLI reports without a traceback."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class ConfigError(RiverSupervisorError):
     """A configuration value is wrong: names the file, the key and what was expected."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def __init__(self, path: str | None, key: str | None, expected: str) -> None:
         self.path = path
@@ -28,7 +36,7 @@ class ConfigError(RiverSupervisorError):
 class UsageError(RiverSupervisorError):
     """A bad command-line argument or combination of arguments."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class InvalidJob(UsageError, ValueError):
@@ -40,15 +48,16 @@ class InvalidJob(UsageError, ValueError):
 
 
 class DatabaseUnavailable(RiverSupervisorError):
-    """The database cannot be reached; the message names it without its password."""
+    """The database cannot be reached; the message names it without its password. Its own exit
+    code, so a health check or a deploy script can tell "try again" from "fix the input"."""
 
-    exit_code = 2
+    exit_code = EXIT_UNAVAILABLE
 
 
 class SchemaMissing(RiverSupervisorError):
     """The database is reachable but not migrated (run ``river-supervisor migrate``)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class SchemaTooNew(RiverSupervisorError):
@@ -88,7 +97,7 @@ class PluginLoadError(RiverSupervisorError):
 class PluginConflict(RiverSupervisorError):
     """Two plugins claim the same job kind or periodic id."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class NotLeader(RiverSupervisorError):

@@ -38,6 +38,8 @@ class NodeRow:
     manifest: Mapping[str, Any]
     drift: bool
     serves: Mapping[str, Any]  # {"queues": [...], "kinds": [...]}; {} from a process that did not say
+    workers: int | None  # worker processes ready at the last heartbeat (None: not said)
+    workers_expected: int | None  # how many it runs when whole
 
 
 def _key(identity: NodeIdentity, cluster: str) -> dict[str, Any]:
@@ -77,9 +79,17 @@ def serves_of(queues: Iterable[str], kinds: Iterable[str]) -> dict[str, list[str
     return {"queues": sorted(queues), "kinds": sorted(kinds)}
 
 
-def heartbeat(conn: psycopg.Connection[Any], identity: NodeIdentity, cluster: str) -> bool:
-    """Refresh ``last_seen``; ``False`` if the row is missing (register again)."""
-    return db.fetch_one(conn, "node_heartbeat", _key(identity, cluster)) is not None
+def heartbeat(
+    conn: psycopg.Connection[Any],
+    identity: NodeIdentity,
+    cluster: str,
+    workers: tuple[int, int] | None = None,
+) -> bool:
+    """Refresh ``last_seen`` and, if given, ``(workers ready, workers expected)``; ``False`` if the
+    row is missing (register again)."""
+    ready, expected = workers if workers is not None else (None, None)
+    params = {**_key(identity, cluster), "workers": ready, "workers_expected": expected}
+    return db.fetch_one(conn, "node_heartbeat", params) is not None
 
 
 def mark_stopped(conn: psycopg.Connection[Any], identity: NodeIdentity, cluster: str) -> bool:

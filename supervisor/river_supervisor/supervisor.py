@@ -223,6 +223,7 @@ class Supervisor:
         self._enforce_timeouts(now)
         self._enforce_stop(now)
         if not self.stopping and self.duties is not None:
+            self.duties.workers_ready = sum(1 for handle in self.workers.values() if handle.ready)
             self.duties.step(now)
         if self.reload_wanted and not self.stopping:
             self._reload(now)

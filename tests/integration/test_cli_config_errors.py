@@ -50,7 +50,8 @@ def _migrate(tmp_path: Path, text: str, *extra: str) -> subprocess.CompletedProc
 def test_bad_configuration_prints_one_line_and_exits_2(tmp_path: Path, case: str) -> None:
     text, expected = CASES[case]
     result = _migrate(tmp_path, text)
-    assert result.returncode == 2, result.stderr
+    # an unreachable database has its own code (69): "try again", where 2 says "fix the input"
+    assert result.returncode == (69 if case == "unreachable_database" else 2), result.stderr
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
@@ -66,7 +67,7 @@ def test_bad_configuration_prints_one_line_and_exits_2(tmp_path: Path, case: str
 def test_debug_shows_the_traceback(tmp_path: Path, case: str) -> None:
     text, expected = CASES[case]
     result = _migrate(tmp_path, text, "--debug")
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == (69 if case == "unreachable_database" else 2), result.stderr
     assert "Traceback" in result.stderr
     assert expected in result.stderr
     assert "hunter2" not in result.stderr
@@ -85,7 +86,7 @@ def test_a_missing_config_file_is_a_configuration_error(tmp_path: Path) -> None:
     assert result.stderr == "river-supervisor: error: absent.toml: configuration file not found\n"
 
 
-def test_an_unreachable_database_flag_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+def test_an_unreachable_database_flag_prints_one_line_and_exits_69(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "river_supervisor", "migrate", "--database-url", UNREACHABLE],
         capture_output=True,
@@ -94,7 +95,7 @@ def test_an_unreachable_database_flag_prints_one_line_and_exits_2(tmp_path: Path
         env=_environ(),
         timeout=60,
     )
-    assert result.returncode == 2
+    assert result.returncode == 69  # EX_UNAVAILABLE: a health check tells it from a typo (2)
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("river-supervisor: error: database postgresql://app:***@127.0.0.1:1/x: ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from river_supervisor.leadership import Elector, NodeIdentity
 from river_supervisor.manifest import LocalManifest, local_manifest
 from river_supervisor.periodic import PeriodicEnqueuer
 from river_supervisor.schedules import effective_schedules
+
+from tests.harness.wait import wait_until
 
 CONFIG = """
 node = "admin"
@@ -165,9 +168,9 @@ def test_status_without_our_schema_says_run_migrate(tmp_path: Path, empty_databa
     assert "run river-supervisor migrate" in result.stderr
 
 
-def test_status_with_unreachable_database_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_status_with_unreachable_database_is_one_line_exit_69(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "status", database_url="postgresql://app:hunter2@127.0.0.1:1/x")
-    assert result.returncode == 2
+    assert result.returncode == 69  # "unavailable": its own code, not 2 (a usage or configuration error)
     assert result.stderr.startswith("river-supervisor: error: database postgresql://app:***@127.0.0.1:1/x")
     assert result.stderr.count("\n") == 1 and "hunter2" not in result.stderr
 
@@ -176,3 +179,25 @@ def test_status_without_database_is_a_usage_error(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "status")
     assert result.returncode == 2
     assert "no database configured" in result.stderr
+
+
+def test_status_watch_redraws_until_ctrl_c_then_exits_0(tmp_path: Path, database_url: str) -> None:
+    out = tmp_path / "watch.out"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SENTRY_DSN")}
+    env["DATABASE_URL"] = database_url
+    with out.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "river_supervisor", "status", "--watch", "0.2"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=env,
+        )
+        try:
+            wait_until(lambda: out.read_text().count("Cluster default") >= 2, 60, "two views", interval=0.1)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == 0
+        finally:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in out.read_text()

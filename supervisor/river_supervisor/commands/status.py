@@ -1,7 +1,9 @@
-"""``river-supervisor status [--json]``: leader, nodes, drift, schedules, queue counts, paused queues.
+"""``river-supervisor status [--json] [--watch [SECONDS]]``: leader, nodes, drift, schedules, queues
+(counts, paused ones, jobs no live host can run).
 
 Reads the database only (``status.cluster_status`` builds the document; this module renders it).
-Exit 0; 2 when no database is configured, it cannot be reached, or it is not migrated.
+Exit 0 (also when Ctrl-C ends ``--watch``); 2 when no database is configured or it is not migrated;
+69 when it cannot be reached (or is lost while watching).
 """
 
 from __future__ import annotations
@@ -9,15 +11,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ..errors import UsageError
 from ..queue import JOB_STATES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--watch",
+        nargs="?",
+        const=2.0,
+        type=float,
+        metavar="SECONDS",
+        help="redraw every SECONDS (default 2) until Ctrl-C; with --json, one document per line",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,13 +37,33 @@ def run(args: argparse.Namespace) -> int:
     from ..discovery import discover
     from ..manifest import local_manifest
 
+    if args.watch is not None and not args.watch > 0:
+        raise UsageError(f"--watch: expected a number of seconds > 0, got {args.watch:g}")
     cfg = embedded.with_database(config.load(args.config, flags=config.flag_values(args)))
     conn = status.open_database(cfg, "river-supervisor status")
     with conn:
         local = local_manifest(cfg, discover(cfg.plugins), tolerant=True)
-        doc = status.cluster_status(conn, cfg, local, datetime.now(UTC))
-    sys.stdout.write(json.dumps(doc, indent=2) + "\n" if args.json else render(doc))
-    return 0
+        if args.watch is None:
+            doc = status.cluster_status(conn, cfg, local, datetime.now(UTC))
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n" if args.json else render(doc))
+            return 0
+        try:
+            while True:
+                doc = status.cluster_status(conn, cfg, local, datetime.now(UTC))
+                _redraw(json.dumps(doc) + "\n" if args.json else render(doc), clear=not args.json)
+                time.sleep(args.watch)
+        except KeyboardInterrupt:  # a person is watching: Ctrl-C is how it ends
+            return 0
+
+
+def _redraw(text: str, *, clear: bool) -> None:
+    """On a terminal, clear it and draw ``text`` at the top (as watch(1) does); else append."""
+    if clear and sys.stdout.isatty():
+        text = "\x1b[H\x1b[2J" + text
+    elif clear:
+        text += "\n"  # a blank line between views in a log or a pipe
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
