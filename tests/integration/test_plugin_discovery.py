@@ -7,10 +7,13 @@ distributions of ``tests/plugins/`` without build isolation.
 
 The stevedore cache trap (notes/ecosystem.md 1.4): stevedore caches entry points on disk under
 ``$XDG_CACHE_HOME/python-entrypoints``, keyed on mtimes rounded to 128 s, and never writes that
-cache for an interpreter under ``/tmp``. So the venv lives in the repository's ``.pytest_cache``
-(ignored by git, removed afterwards), ``XDG_CACHE_HOME`` points at a private folder, and the
-reinstall happens within seconds: a discovery that trusted stevedore's cache would list the old
-entry points and fail ``test_same_version_reinstall_with_new_entry_point_is_seen``.
+cache for an interpreter under ``/tmp`` (it still reads one). The venv lives in the repository's
+``.pytest_cache`` (ignored by git, removed afterwards), which is under ``/tmp`` in a clone there, so
+the priming run switches that one rule off (``ARM_STEVEDORE_CACHE``) and writes the cache as a
+stevedore user running any other Python would; ``XDG_CACHE_HOME`` points at a private folder, and
+the reinstall happens within seconds: a discovery that trusted stevedore's cache would list the old
+entry points and fail ``test_same_version_reinstall_with_new_entry_point_is_seen``, wherever the
+clone is.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_DISTS = REPO / "tests" / "plugins"
+# stevedore writes no cache when sys.executable starts with "/tmp" (stevedore/_cache.py); the trap
+# must be armed in a clone under /tmp too, so the priming run lifts that rule for itself.
+ARM_STEVEDORE_CACHE = "import stevedore._cache as cache; cache._c._disable_caching = False;"
 
 
 @dataclass
@@ -58,7 +64,7 @@ class Venv:
         """What a plain stevedore ExtensionManager lists; writes stevedore's on-disk cache."""
         result = self.run(
             "-c",
-            "from stevedore import ExtensionManager;"
+            ARM_STEVEDORE_CACHE + "from stevedore import ExtensionManager;"
             "print(' '.join(sorted(ExtensionManager('river_supervisor.plugins').entry_points_names())))",
         )
         assert result.returncode == 0, result.stderr
