@@ -34,7 +34,7 @@ from typing import Any
 
 import psycopg
 
-from . import db, drift, nodes, periodic, queue, queues, schema, serving
+from . import benchjobs, db, drift, nodes, periodic, queue, queues, schema, serving
 from .config import Config
 from .discovery import PluginSet
 from .errors import DatabaseUnavailable, SchemaMissing, UsageError
@@ -284,6 +284,8 @@ def _queue_warnings(cfg: Config, plugin_set: PluginSet, local: LocalManifest) ->
     kinds: dict[str, list[str]] = {}
     schedules: dict[str, list[str]] = {}
     for kind, registered in sorted(plugin_set.handlers.items()):
+        if registered.options.queue == benchjobs.QUEUE:
+            continue  # the package's own bench kind: only `bench`'s scratch supervisor serves it
         kinds.setdefault(registered.options.queue, []).append(kind)
     for schedule in local.schedules.schedules:
         if schedule.kind in plugin_set.handlers:  # an unknown kind is a problem already

@@ -39,6 +39,13 @@ def report(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return doc
 
 
+def test_check_strict_passes_a_clean_install(tmp_path: Path) -> None:
+    # The package's own bench plugin is always installed; its queue needs no [queues] entry.
+    result = check(tmp_path, '[plugins]\nenabled = ["bench"]\n', "--json", "--offline", "--strict")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report(result)["warnings"] == []
+
+
 def test_check_passes_a_good_configuration_offline(tmp_path: Path) -> None:
     result = check(tmp_path, GOOD, "--json", "--offline")
     assert result.returncode == 0, result.stdout + result.stderr

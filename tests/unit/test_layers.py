@@ -96,6 +96,7 @@ SAME_LAYER: dict[str, set[str]] = {
     # layer 5: the entry points share helpers; commands call the layer-5 libraries they front
     "__main__": {"cli"},
     "bench": {"benchjobs"},  # the bench enqueues benchjobs' no-op kind
+    "status": {"benchjobs"},  # check does not ask for a [queues] entry for the bench's own queue
 }
 # Upward imports allowed only inside a function (never at import time), importer -> imported: the
 # package's lazy ``__getattr__`` re-exports the application API (enqueue, on layer 2), and a declared
