@@ -56,8 +56,14 @@ def job_kinds(plugin_set: PluginSet) -> dict[str, Any]:
 
 
 def effective_schedules_strict(cfg: Config, plugin_set: PluginSet) -> EffectiveSet:
-    """This host's schedules; raises ``ConfigError`` at the first bad one."""
-    return effective_schedules(plugin_set.periodic, cfg.periodic, kinds=job_kinds(plugin_set), path=cfg.path)
+    """This host's schedules; raises ``ConfigError`` at the first bad one, and for a schedule of
+    a kind no plugin here provides: a leader would enqueue jobs no host may be able to run."""
+    found = effective_schedules(plugin_set.periodic, cfg.periodic, kinds=job_kinds(plugin_set), path=cfg.path)
+    for problem in found.problems:
+        raise ConfigError(
+            cfg.path, None, f"{problem['message']} (install its plugin, fix the kind or set enabled = false)"
+        )
+    return found
 
 
 def effective_schedules_tolerant(cfg: Config, plugin_set: PluginSet) -> EffectiveSet:

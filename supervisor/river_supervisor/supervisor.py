@@ -145,10 +145,6 @@ class Supervisor:
             )
         self._ctx = multiprocess.get_context("forkserver")
         self._ctx.set_forkserver_preload(["river_supervisor.worker", *self.plugin_set.modules])
-        for problem in local.schedules.problems:
-            log.warning(
-                "periodic %s: %s", problem.get("id"), problem["message"], extra={"event": "periodic.problem"}
-            )
         self.monitors = sentry_monitors(local.schedules.schedules)
         self.duties = Duties(
             self.cfg,

@@ -107,3 +107,36 @@ def test_a_good_config_file_reaches_its_database(tmp_path: Path, database_url: s
     result = _migrate(tmp_path, f'database_url = "{database_url}"\n')
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ('kind = "test.noop"\ncron = "61 * * * *"', "cron: minute: 61 is out of range"),
+        ('kind = "test.noop"\ncron = "* * * * * *"', "cron"),
+        ('kind = "test.noop"', "cron"),  # neither cron nor every
+        ('kind = "nobody.has.this"\nevery = "1m"', "no plugin here handles kind 'nobody.has.this'"),
+    ],
+    ids=["cron_61", "six_fields", "no_schedule", "unknown_kind"],
+)
+def test_run_refuses_a_bad_schedule_before_touching_the_database(
+    tmp_path: Path, entry: str, expected: str
+) -> None:
+    text = (
+        f'database_url = "{UNREACHABLE}"\n[plugins]\nenabled = ["testjobs"]\n'
+        f'[[periodic]]\nid = "nightly"\n{entry}\n'
+    )
+    path = tmp_path / "river-supervisor.toml"
+    path.write_text(text, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "river_supervisor", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_environ(),
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr  # a configuration error, not 69: no database was tried
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"river-supervisor: error: {path}: ") and expected in line, line
+    assert "nightly" in line and "database" not in line

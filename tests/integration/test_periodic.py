@@ -273,3 +273,18 @@ def test_schedule_status_reports_last_and_next_runs(db: psycopg.Connection) -> N
             "next_run_at": "2026-01-02T12:01:00+00:00",
         },
     ]
+
+
+def test_a_pass_over_many_schedules_logs_one_short_info_line(
+    db: psycopg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    term = take_lease(db, "a")
+    many = [schedule(f"s{i:04d}") for i in range(300)]
+    enqueuer = PeriodicEnqueuer(many, cluster=CLUSTER, node="a")
+    enqueuer.on_gained(db, term, T0)
+    caplog.set_level("INFO", logger="river_supervisor.periodic")
+    enqueuer.tick(db, term, seconds(1))
+    (line,) = [r for r in caplog.records if getattr(r, "event", "") == "periodic.enqueued"]
+    assert line.getMessage() == "periodic: enqueued 300 job(s) for 300 schedule(s)"
+    assert (line.jobs, line.schedules) == (300, 300)  # counts, not the 300 jobs (those are at DEBUG)
+    assert len(json.dumps(line.__dict__, default=str)) < 2_000
