@@ -60,6 +60,7 @@ __all__ = [
     "cancel",
     "channel",
     "clean",
+    "count_listed",
     "end_sessions",
     "fetch",
     "fetch_for_work",
@@ -220,19 +221,48 @@ def list_jobs(
     queues: Sequence[str] = (),
     limit: int = 50,
     after_id: int | None = None,
+    before_id: int | None = None,
+    newest_first: bool = False,
 ) -> list[JobRow]:
-    """Jobs in id order, filtered (empty filter: any); page with ``after_id`` = last id seen."""
+    """Jobs in id order (``newest_first``: descending), filtered (empty filter: any), between the
+    ids ``after_id`` and ``before_id`` (exclusive): page on with the last id seen."""
+    params = _list_params(states, kinds, queues, after_id, before_id)
+    rows = run_all(conn, "job_list_newest" if newest_first else "job_list", {**params, "limit": limit})
+    return [JobRow.from_row(r) for r in rows]
+
+
+def count_listed(
+    conn: psycopg.Connection[Any],
+    *,
+    states: Sequence[str] = (),
+    kinds: Sequence[str] = (),
+    queues: Sequence[str] = (),
+    after_id: int | None = None,
+    before_id: int | None = None,
+    cap: int = 10_000,
+) -> int:
+    """How many jobs ``list_jobs`` with these filters and bounds would find, at most ``cap``."""
+    params = _list_params(states, kinds, queues, after_id, before_id)
+    return int(run_all(conn, "job_count_listed", {**params, "cap": cap})[0]["jobs"])
+
+
+def _list_params(
+    states: Sequence[str],
+    kinds: Sequence[str],
+    queues: Sequence[str],
+    after_id: int | None,
+    before_id: int | None,
+) -> dict[str, Any]:
     unknown = [s for s in states if s not in JOB_STATES]
     if unknown:
         raise UsageError(f"state: unknown job state {unknown[0]!r} (one of {', '.join(JOB_STATES)})")
-    params = {
+    return {
         "states": list(states),
         "kinds": list(kinds),
         "queues": list(queues),
-        "limit": limit,
         "after_id": after_id,
+        "before_id": before_id,
     }
-    return [JobRow.from_row(r) for r in run_all(conn, "job_list", params)]
 
 
 def retry(conn: psycopg.Connection[Any], job_id: int) -> JobRow:

@@ -86,7 +86,7 @@ def test_jobs_list_show_retry_cancel(db: psycopg.Connection, database_url: str, 
     assert listed.returncode == 0, listed.stderr
     header, *lines = listed.stdout.splitlines()
     assert header.split() == ["ID", "STATE", "QUEUE", "KIND", "ATTEMPT", "PRIORITY", "SCHEDULED", "AT"]
-    assert [line.split()[0] for line in lines] == [str(first.id), str(second.id)]
+    assert [line.split()[0] for line in lines] == [str(second.id), str(first.id)]  # newest first
     assert len({line.index("bar.") for line in lines}) == 1  # aligned columns
 
     as_json = json.loads(cli(database_url, "jobs", "list", "--queue", "mail", "--json", cwd=tmp_path).stdout)
@@ -104,6 +104,24 @@ def test_jobs_list_show_retry_cancel(db: psycopg.Connection, database_url: str, 
     assert (
         missing.returncode == 1 and missing.stderr.strip() == "river-supervisor: error: job 987654: not found"
     )
+
+
+def test_jobs_list_says_how_many_more_match_and_how_to_page(
+    db: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    ids = [job.job.id for job in queue.insert_many(db, [JobSpec("page.k", {"i": i}) for i in range(7)])]
+    page = cli(database_url, "jobs", "list", "--limit", "3", cwd=tmp_path)
+    assert page.returncode == 0, page.stderr
+    *rows, more = page.stdout.splitlines()[1:]
+    assert [int(row.split()[0]) for row in rows] == ids[:-4:-1]  # the newest three
+    assert more == f"... 4 more match (next page: --before {ids[-3]}, or raise --limit)"
+    before = ("--limit", "3", "--before", str(ids[1]))
+    last = json.loads(cli(database_url, "jobs", "list", *before, "--json", cwd=tmp_path).stdout)
+    assert ([j["id"] for j in last["jobs"]], last["more"]) == ([ids[0]], 0)
+    oldest = json.loads(
+        cli(database_url, "jobs", "list", "--oldest-first", "--limit", "2", "--json", cwd=tmp_path).stdout
+    )
+    assert ([j["id"] for j in oldest["jobs"]], oldest["more"]) == (ids[:2], 5)
 
 
 def test_jobs_on_an_unmigrated_database_says_run_migrate(empty_database_url: str, tmp_path: Path) -> None:

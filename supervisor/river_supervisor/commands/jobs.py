@@ -11,17 +11,22 @@ from typing import Any
 from .. import config as config_mod
 from .. import db, queue
 from ..cli import add_common_arguments
+from ..errors import UsageError
 from .migrate import database_url_or_fail
+
+MORE_CAP = 10_000  # "N more" is counted up to this many (a count over millions of rows is slow)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    listing = actions.add_parser("list", help="list jobs (oldest first)")
+    listing = actions.add_parser("list", help="list jobs (newest first)")
     listing.add_argument("--state", action="append", default=[], help="only this state (repeatable)")
     listing.add_argument("--kind", action="append", default=[], help="only this kind (repeatable)")
     listing.add_argument("--queue", action="append", default=[], help="only this queue (repeatable)")
     listing.add_argument("--limit", type=int, default=50, help="at most this many (default: 50)")
+    listing.add_argument("--oldest-first", action="store_true", help="oldest first (default: newest first)")
+    listing.add_argument("--before", type=int, metavar="ID", help="only jobs with a smaller id (paging)")
     listing.add_argument("--after", type=int, metavar="ID", help="only jobs with a larger id (paging)")
     for name, help_text in (
         ("show", "show one job with its errors"),
@@ -90,25 +95,34 @@ def _show_text(job: queue.JobRow) -> str:
     return "\n".join(lines)
 
 
+def _list(conn: Any, args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise UsageError(f"--limit: expected an integer >= 1, got {args.limit}")
+    filters = {"states": args.state, "kinds": args.kind, "queues": args.queue}
+    bounds = {"after_id": args.after, "before_id": args.before}
+    jobs = queue.list_jobs(
+        conn, **filters, **bounds, limit=args.limit, newest_first=not args.oldest_first
+    )
+    more = 0
+    if len(jobs) == args.limit:  # the page is full: say how many more match beyond its last id
+        rest = {**bounds, ("after_id" if args.oldest_first else "before_id"): jobs[-1].id}
+        more = queue.count_listed(conn, **filters, **rest, cap=MORE_CAP)
+    if args.json:
+        print(json.dumps({"jobs": [j.to_json() for j in jobs], "more": more}))
+        return 0
+    print(_list_text(jobs) if jobs else "no jobs")
+    if more:
+        flag = "--after" if args.oldest_first else "--before"
+        count = f"{more:,}" if more < MORE_CAP else f"at least {MORE_CAP:,}"
+        print(f"... {count} more match (next page: {flag} {jobs[-1].id}, or raise --limit)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config, flags={"database_url": args.database_url})
     with db.connect(database_url_or_fail(cfg), application_name="river-supervisor jobs") as conn:
         if args.action == "list":
-            jobs = queue.list_jobs(
-                conn,
-                states=args.state,
-                kinds=args.kind,
-                queues=args.queue,
-                limit=args.limit,
-                after_id=args.after,
-            )
-            if args.json:
-                print(json.dumps({"jobs": [j.to_json() for j in jobs]}))
-            elif jobs:
-                print(_list_text(jobs))
-            else:
-                print("no jobs")
-            return 0
+            return _list(conn, args)
         if args.action == "show":
             job = queue.get(conn, args.job_id)
         elif args.action == "retry":

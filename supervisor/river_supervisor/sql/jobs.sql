@@ -297,15 +297,42 @@ SELECT river_job.*, unique_states::integer AS unique_states_int
  WHERE id = %(id)s;
 
 -- name: job_list
--- Jobs by id (keyset pagination after %(after_id)s); empty filter arrays mean "any".
+-- Jobs oldest first (keyset pagination: ids after %(after_id)s, before %(before_id)s; NULL: no
+-- bound); empty filter arrays mean "any".
 SELECT river_job.*, unique_states::integer AS unique_states_int
   FROM river_job
  WHERE (cardinality(%(states)s::text[]) = 0 OR state::text = ANY(%(states)s::text[]))
    AND (cardinality(%(kinds)s::text[]) = 0 OR kind = ANY(%(kinds)s::text[]))
    AND (cardinality(%(queues)s::text[]) = 0 OR queue = ANY(%(queues)s::text[]))
    AND (%(after_id)s::bigint IS NULL OR id > %(after_id)s::bigint)
+   AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
  ORDER BY id
  LIMIT %(limit)s;
+
+-- name: job_list_newest
+-- job_list newest first (River UI's and Celery's default order): the same filters and bounds.
+SELECT river_job.*, unique_states::integer AS unique_states_int
+  FROM river_job
+ WHERE (cardinality(%(states)s::text[]) = 0 OR state::text = ANY(%(states)s::text[]))
+   AND (cardinality(%(kinds)s::text[]) = 0 OR kind = ANY(%(kinds)s::text[]))
+   AND (cardinality(%(queues)s::text[]) = 0 OR queue = ANY(%(queues)s::text[]))
+   AND (%(after_id)s::bigint IS NULL OR id > %(after_id)s::bigint)
+   AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- name: job_count_listed
+-- How many jobs match job_list's filters and bounds, counted up to %(cap)s (a listing says how
+-- many more there are without scanning a huge table to the end). No locks.
+SELECT count(*) AS jobs
+  FROM (SELECT 1
+          FROM river_job
+         WHERE (cardinality(%(states)s::text[]) = 0 OR state::text = ANY(%(states)s::text[]))
+           AND (cardinality(%(kinds)s::text[]) = 0 OR kind = ANY(%(kinds)s::text[]))
+           AND (cardinality(%(queues)s::text[]) = 0 OR queue = ANY(%(queues)s::text[]))
+           AND (%(after_id)s::bigint IS NULL OR id > %(after_id)s::bigint)
+           AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+         LIMIT %(cap)s) AS matching;
 
 -- name: job_retry
 -- River's JobRetry: any state but running becomes available now (finalized_at cleared,
