@@ -84,6 +84,9 @@ def configure_logging(level: str, fmt: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):  # bare `river-supervisor`: the command list
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     level = args.log_level or ("DEBUG" if args.debug else "INFO")
     configure_logging(level, args.log_format)

@@ -51,6 +51,7 @@ from .cron import (
     parse_go_duration,
     to_utc,
 )
+from .durations import format_duration
 from .errors import ConfigError
 
 MISSED_POLICIES = ("skip", "latest", "all")
@@ -399,3 +400,17 @@ def monitor_config(
             break
     config["timezone"] = "UTC"
     return config
+
+
+def display_schedule(text: str) -> str:
+    """``schedule_text`` for people: ``every:10`` -> ``every 10s``, ``cron:0 3 * * * tz=UTC`` ->
+    ``0 3 * * * (UTC)``; anything else unchanged."""
+    if text.startswith("every:"):
+        try:
+            return f"every {format_duration(float(text[len('every:'):]))}"
+        except ValueError:
+            return text
+    if text.startswith("cron:"):
+        expression, _, zone = text[len("cron:") :].rpartition(" tz=")
+        return f"{expression} ({zone})" if expression else text[len("cron:") :]
+    return text

@@ -84,10 +84,13 @@ def pending(conn: psycopg.Connection[Any], lines: tuple[str, ...] = LINES) -> li
     return todo
 
 
-def migrate(conn: psycopg.Connection[Any], lines: tuple[str, ...] = LINES) -> list[Applied]:
+def migrate(
+    conn: psycopg.Connection[Any], lines: tuple[str, ...] = LINES, *, log_steps: bool = True
+) -> list[Applied]:
     """Apply every pending migration of ``lines``; return what was applied (empty if none).
 
-    ``conn`` must be in autocommit mode; each migration opens its own transaction.
+    ``conn`` must be in autocommit mode; each migration opens its own transaction. ``log_steps``:
+    log each step at INFO (``run`` does; the ``migrate`` command prints them instead, once).
     """
     if "supervisor" in lines and "main" not in lines:
         lines = ("main", *lines)  # our line needs River's migration table
@@ -100,7 +103,8 @@ def migrate(conn: psycopg.Connection[Any], lines: tuple[str, ...] = LINES) -> li
                 with conn.cursor() as cur:
                     cur.execute(migration.up.encode())
                 _record(conn, migration)
-            log.info(
+            log.log(
+                logging.INFO if log_steps else logging.DEBUG,
                 "applied migration %s %03d %s",
                 migration.line,
                 migration.version,

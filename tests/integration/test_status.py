@@ -156,6 +156,7 @@ def test_status_prints_aligned_sections(
         assert f"\n{section}" in out, out
     assert "none (no supervisor has led this cluster)" in out
     assert "node-a" in out and "tick" in out and "no drift" in out
+    assert "every 1m" in out and "every:60" not in out  # as people write it
     header = next(line for line in out.splitlines() if line.strip().startswith("QUEUE"))
     row = next(line for line in out.splitlines() if line.strip().startswith("default"))
     assert row.index("1") == header.index("AVAILABLE"), out  # columns line up

@@ -75,7 +75,7 @@ SAME_LAYER: dict[str, set[str]] = {
     # job_options owns the queue-name and kind rules that config, plugins and insert all apply
     "plugins": {"durations", "job_options", "unique"},
     "unique": {"errors"},
-    "schedules": {"errors", "cron"},
+    "schedules": {"errors", "cron", "durations"},  # an `every` schedule is shown as a duration
     # layer 2: ``queue`` is the facade over the queue core's parts, which share row decoding and retry rules
     "queue": {"completer", "insert", "job_row", "retry"},
     "insert": {"job_row"},

@@ -9,7 +9,7 @@ from river_supervisor.config import PeriodicEntry
 from river_supervisor.cron import every_schedule, parse_cron
 from river_supervisor.errors import ConfigError
 from river_supervisor.plugins import JobOptions, PeriodicDecl
-from river_supervisor.schedules import effective_schedules, monitor_config, plan_slots
+from river_supervisor.schedules import display_schedule, effective_schedules, monitor_config, plan_slots
 
 T0 = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
 
@@ -174,3 +174,11 @@ def test_monitor_config_crontab_and_interval() -> None:
     }
     assert monitor_config(by_id["sweep"])["schedule"] == {"type": "interval", "value": 90, "unit": "minute"}
     assert monitor_config(by_id["fast"])["schedule"] == {"type": "interval", "value": 1, "unit": "minute"}
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("every:10", "every 10s"), ("every:5400", "every 1h30m"), ("cron:0 3 * * * tz=UTC", "0 3 * * * (UTC)")],
+)
+def test_schedules_are_shown_as_people_write_them(text: str, shown: str) -> None:
+    assert display_schedule(text) == shown

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config, flags={"database_url": args.database_url})
     url = database_url_or_fail(cfg)
     with db.connect(url, application_name="river-supervisor migrate") as conn:
-        applied = schema.migrate(conn)
+        applied = schema.migrate(conn, log_steps=False)  # each step is printed below, once
     if args.json:
         print(
             json.dumps({"applied": [{"line": a.line, "version": a.version, "name": a.name} for a in applied]})

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..queue import JOB_STATES
+from ..schedules import display_schedule
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -134,7 +135,7 @@ def render(doc: dict[str, Any]) -> str:
                 (
                     entry["id"],
                     entry["kind"],
-                    entry["schedule"] or "-",
+                    display_schedule(entry["schedule"]) if entry["schedule"] else "-",
                     _t(entry["last_slot"]),
                     _t(entry["next_run_at"]),
                     note,
