@@ -45,7 +45,7 @@ from typing import Any
 
 import psycopg
 
-from . import alerts, db, discovery, plugins, processes, queue, queues
+from . import alerts, db, discovery, joblog, plugins, processes, queue, queues
 from .backoff import service_backoff
 from .config import PluginsConfig, SentryConfig
 from .errors import DatabaseUnavailable
@@ -552,6 +552,7 @@ class Worker:
             alerts.checkin(monitor[0], status, monitor[1], check_in, took)
         # Counted before it is submitted, so the "done" message that reports the job carries it.
         self.stats.record(job.kind, job.queue, queue.outcome_name(outcome), took)
+        joblog.job_finished(job, outcome, took)
         with self._lock:
             if self.leaving:  # orphaned: the job goes back with the others, nothing to write
                 return

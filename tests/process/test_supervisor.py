@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -77,6 +78,16 @@ def test_failures_end_in_the_row_and_the_supervisor_keeps_working(
         lambda: job(db, echoed)["state"] == "completed", 20, "echo job completed", context=sup.log_tail
     )
     assert job(db, echoed)["metadata"]["output"] == {"echo": {"n": 7}, "attempt": 1}
+
+    # one line per finished job: failures at WARNING with the error's first line, args never
+    sup.wait_for_event("job.finished", where=lambda e: e["job_id"] == echoed)
+    ended = {e["job_id"]: e for e in sup.log_events("job.finished")}
+    raised, echo = ended[raising], ended[echoed]
+    assert (raised["level"], raised["outcome"]) == ("WARNING", "discarded")
+    assert raised["message"].endswith(": RuntimeError: card declined")
+    assert (echo["level"], echo["kind"], echo["queue"]) == ("INFO", "test.echo", "default")
+    assert echo["message"].startswith(f"job test.echo {echoed} (queue default, attempt 1/25) completed in ")
+    assert '"n": 7' not in json.dumps(echo)  # the args stay out of the log
 
     # still up, still working
     assert sup.exit_code() is None

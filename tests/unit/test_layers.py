@@ -56,8 +56,9 @@ LAYERS: dict[int, set[str]] = {
         "testing",
         "queues",  # River's river_queue rows: report, pause, resume, reap
     },
-    # (3) leadership and the leader-only services; alerts (the only sentry_sdk user)
-    3: {"leadership", "nodes", "serving", "periodic", "drift", "manifest", "maintenance", "alerts"},
+    # (3) leadership and the leader-only services; alerts (the only sentry_sdk user); joblog, the
+    # worker's line per finished job (above the queue core, whose outcomes it names)
+    3: {"leadership", "nodes", "serving", "periodic", "drift", "manifest", "maintenance", "alerts", "joblog"},
     # (4) processes: the worker child, the parent loop
     4: {"worker", "children", "duties", "supervisor", "metrics", "reload"},
     # (5) entry points; every ``commands.*`` module is here too (see ``layer_of``)
