@@ -60,6 +60,7 @@ __all__ = [
     "redact_dsn",
     "redacted",
     "reference_markdown",
+    "settings_with_sources",
 ]
 
 DEFAULT_FILE = "river-supervisor.toml"
@@ -355,6 +356,19 @@ def redacted(cfg: Config) -> dict[str, Any]:
     for entry in data["periodic"]:
         entry["given"] = sorted(entry["given"])
     return data
+
+
+def settings_with_sources(cfg: Config) -> list[dict[str, Any]]:
+    """Each effective setting (secrets redacted, durations in seconds) with where it came from:
+    ``flag --x``, ``env X``, ``file PATH`` or ``default``; for ``check --show-config`` and ``--json``."""
+    data = redacted(cfg)
+    rows = []
+    for key, source in sorted(cfg.sources.items()):
+        value: Any = data
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        rows.append({"key": key, "value": value, "source": source})
+    return rows
 
 
 if __name__ == "__main__":

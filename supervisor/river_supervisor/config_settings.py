@@ -161,9 +161,9 @@ _INTRO = """\
 
 river-supervisor reads a TOML file: `--config PATH`, else `river-supervisor.toml` in the working
 directory if there is one, else it runs on defaults. Each value is taken once, by precedence:
-command-line flag > environment variable > file > default; `river-supervisor check` shows where
-each value came from. Unknown keys and bad values stop the program with one line naming the
-file, the key and what was expected (exit code 2).
+command-line flag > environment variable > file > default; `river-supervisor check --show-config`
+shows each value and where it came from (`--json`: `settings`). Unknown keys and bad values stop
+the program with one line naming the file, the key and what was expected (exit code 2).
 
 Durations are strings such as `"15s"`, `"5m"`, `"1h30m"`, `"2d"` or `"250ms"` (units d, h, m, s,
 ms, largest first, each at most once), or numbers of seconds. `database_url` is a `postgresql://`

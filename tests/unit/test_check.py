@@ -46,6 +46,30 @@ def test_check_strict_passes_a_clean_install(tmp_path: Path) -> None:
     assert report(result)["warnings"] == []
 
 
+def test_check_shows_each_setting_and_where_it_came_from(tmp_path: Path) -> None:
+    text = "processes = 3\n" + GOOD
+    path = tmp_path / "check.toml"
+    path.write_text(text)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SENTRY_DSN")}
+    env["DATABASE_URL"] = "postgresql://app:hunter2@db/app"
+    argv = [sys.executable, "-m", "river_supervisor", "check", "--config", str(path), "--offline"]
+    run = lambda *extra: subprocess.run(  # noqa: E731
+        [*argv, *extra], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60
+    )
+    settings = {row["key"]: row for row in report(run("--json"))["settings"]}
+    assert (settings["processes"]["value"], settings["processes"]["source"]) == (3, f"file {path}")
+    assert settings["database_url"] == {
+        "key": "database_url",
+        "value": "postgresql://app:***@db/app",
+        "source": "env DATABASE_URL",
+    }
+    assert settings["leadership.ttl"]["source"] == "default"
+    shown = run("--show-config").stdout
+    assert "hunter2" not in shown
+    line = next(line for line in shown.splitlines() if line.startswith("processes "))
+    assert line.split() == ["processes", "3", "file", str(path)]
+
+
 def test_check_passes_a_good_configuration_offline(tmp_path: Path) -> None:
     result = check(tmp_path, GOOD, "--json", "--offline")
     assert result.returncode == 0, result.stdout + result.stderr
