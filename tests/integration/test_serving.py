@@ -17,10 +17,13 @@ from river_supervisor import nodes
 from river_supervisor.insert import JobSpec, insert_many
 from river_supervisor.leadership import NodeIdentity
 
+WEB, BATCH = NodeIdentity.current("web-1"), NodeIdentity.current("batch-1")  # one process each
 CONFIG = '[plugins]\nenabled = ["testjobs"]\n[queues.default]\nconcurrency = 1\n'
 
 
 def cli(database_url: str, tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        _two_hosts(conn)  # a heartbeat: a few slow CLI runs must not outlast the 15 s liveness window
     env = {k: v for k, v in os.environ.items() if k not in ("SENTRY_DSN",)}
     env["DATABASE_URL"] = database_url
     (tmp_path / "river-supervisor.toml").write_text(CONFIG, encoding="utf-8")
@@ -37,8 +40,8 @@ def cli(database_url: str, tmp_path: Path, *argv: str) -> subprocess.CompletedPr
 def _two_hosts(db: psycopg.Connection) -> None:
     web = {"queues": ["default"], "kinds": ["test.noop"]}
     batch = {"queues": ["default", "reports"], "kinds": ["test.noop", "reports.daily"]}
-    nodes.register(db, NodeIdentity.current("web-1"), "default", "fp", {}, web)
-    nodes.register(db, NodeIdentity.current("batch-1"), "default", "fp", {}, batch)
+    nodes.register(db, WEB, "default", "fp", {}, web)
+    nodes.register(db, BATCH, "default", "fp", {}, batch)
 
 
 def test_status_and_check_list_kinds_and_queues_no_live_host_can_run(
