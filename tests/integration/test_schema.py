@@ -54,7 +54,7 @@ def test_migrate_twice_matches_river_catalog_and_records_main_1_to_8(fresh_url: 
     assert second.returncode == 0, second.stderr
     assert "up to date" in second.stdout
     # each step once: on stdout, not again as a log line on stderr
-    steps = 7 + len(migrations("supervisor"))
+    steps = len(migrations("main")) + len(migrations("supervisor"))
     assert len([line for line in first.stdout.splitlines() if line.startswith("applied ")]) == steps
     assert "applied" not in first.stderr
 
