@@ -282,8 +282,8 @@ class Duties:
     def _register(self) -> None:
         served = {q.name: q.concurrency for q in self.cfg.queues.values()}
         conn = self._db()
-        local = self.local
-        nodes.register(conn, self.identity, self.cfg.cluster, local.digest, local.manifest, served, self.serves)
+        local, cluster = self.local, self.cfg.cluster
+        nodes.register(conn, self.identity, cluster, local.digest, local.manifest, served, self.serves)
         self._report_queues(conn)
         self._registered = True
         self._next_heartbeat = time.monotonic() + nodes.HEARTBEAT_INTERVAL
