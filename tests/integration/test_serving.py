@@ -40,8 +40,8 @@ def cli(database_url: str, tmp_path: Path, *argv: str) -> subprocess.CompletedPr
 def _two_hosts(db: psycopg.Connection) -> None:
     web = {"queues": ["default"], "kinds": ["test.noop"]}
     batch = {"queues": ["default", "reports"], "kinds": ["test.noop", "reports.daily"]}
-    nodes.register(db, WEB, "default", "fp", {}, web)
-    nodes.register(db, BATCH, "default", "fp", {}, batch)
+    nodes.register(db, WEB, "default", "fp", {}, serves=web)
+    nodes.register(db, BATCH, "default", "fp", {}, serves=batch)
 
 
 def test_status_and_check_list_kinds_and_queues_no_live_host_can_run(
