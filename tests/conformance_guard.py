@@ -1,9 +1,10 @@
 """Fail any test that reads a file beside the repository instead of inside it.
 
-A user's clone has no ``../shared`` (or anything else) next to it, so a test that reads there passes
-on a developer's machine and breaks everywhere else. An audit hook records every ``open`` of a path
-inside what lay beside the repository when the run started (outside the running Python's own
-folders); the ``conftest`` fixture turns a record into a failure of the test that made it.
+A user's clone has nothing next to it (no project notes, no other checkouts), so a test that reads
+there passes on a developer's machine and breaks everywhere else. An audit hook records every
+``open`` of a path inside what lay beside the repository when the run started (outside the running
+Python's own folders); the ``conftest`` fixture turns a record into a failure of the test that made
+it.
 """
 
 from __future__ import annotations

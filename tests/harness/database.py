@@ -30,7 +30,7 @@ def admin_url() -> str:
     return url if urlsplit(url).path.strip("/") else with_database(url, "postgres")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -48,7 +48,7 @@ def drop_leftovers(conn: psycopg.Connection) -> None:
             pid = int(name[len(PREFIX) :].split("_", 1)[0])
         except ValueError:
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             conn.execute(f'drop database if exists "{name}" with (force)')
 
 

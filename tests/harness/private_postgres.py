@@ -36,6 +36,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from tests.harness.database import pid_alive
 from tests.harness.supervisors import SupervisorFactory
 
 BINDIR = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
@@ -77,16 +78,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _children(pid: int) -> list[int]:
@@ -217,7 +208,7 @@ class PrivatePostgres:
 
     def running(self) -> bool:
         pid = self.postmaster_pid()
-        return pid is not None and _pid_alive(pid)
+        return pid is not None and pid_alive(pid)
 
     def start(self) -> PrivatePostgres:
         """Start and wait until it accepts connections (pg_ctl -w)."""
@@ -273,7 +264,7 @@ class PrivatePostgres:
         self.thaw()
         _signal_all(self.server_pids(), signal.SIGCONT)  # frozen by a run that crashed mid-test
         pid = self.postmaster_pid()
-        if pid is not None and _pid_alive(pid):
+        if pid is not None and pid_alive(pid):
             try:
                 self.stop("immediate")
             except (RuntimeError, subprocess.TimeoutExpired):
@@ -284,7 +275,7 @@ class PrivatePostgres:
 
     def server_pids(self) -> list[int]:
         pid = self.postmaster_pid()
-        if pid is None or not _pid_alive(pid):
+        if pid is None or not pid_alive(pid):
             return []
         return [pid, *_children(pid)]
 
@@ -403,7 +394,7 @@ def remove_leftovers() -> None:
             owner = int(path.name[len(DIR_PREFIX) :].split("-", 1)[0])
         except ValueError:
             continue
-        if owner == os.getpid() or _pid_alive(owner):
+        if owner == os.getpid() or pid_alive(owner):
             continue
         PrivatePostgres(path, 0).remove()
 
