@@ -102,13 +102,13 @@ def test_a_crashed_hosts_jobs_run_again_on_its_peer_within_ttl_plus_10s(
         lambda: "running" not in states(db, ids) and time.monotonic(),
         2 * (TTL + 10),
         "host-a's jobs no longer running",
-        context=lambda: f"{states(db, ids)}\n{host_b.log_tail()}",
+        context=lambda: f"{states(db, ids)}\n{host_a.log_tail()}\n{host_b.log_tail()}",
     )
     wait_until(
         lambda: states(db, ids) == {"completed": count},
         30,
         f"{count} jobs completed on host-b",
-        context=lambda: f"{states(db, ids)}\n{host_b.log_tail()}",
+        context=lambda: f"{[job(db, i) for i in ids[:3]]}\n{host_a.log_tail()}\n{host_b.log_tail()}",
     )
     done = time.monotonic()
     rows = [job(db, i) for i in ids]
