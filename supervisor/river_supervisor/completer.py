@@ -3,9 +3,14 @@
 Workers ``submit()`` outcomes from any thread; one background thread writes them with one
 statement per batch: as soon as ``batch_size`` are waiting, else on every ``max_wait`` (ticks of
 ``tick`` seconds). At most ``max_batch`` rows go into one statement; ``submit`` blocks while
-``max_backlog`` are waiting. A batch that fails on a connection error is kept and retried after a
-reconnect with backoff; any other error is retried a few times, then logged and dropped (the
-rescuer will find those jobs).
+``max_backlog`` are waiting.
+
+An outcome is never dropped for the database's sake: a batch that fails with a ``db.TRANSIENT``
+error (connection lost or refused, restart, read-only, call timeout) is kept and retried, after a
+reconnect, with backoff (0.1 s doubling to 5 s) until the database answers. Any other error is the
+data's: the batch is split in halves until the row that fails is alone, so the rest lands; that row
+is then written without its texts (``_plain``), saying why. Only if even that fails is the one
+outcome given up (logged; the job stays held, so its worker's exit records it lost).
 
 ``on_flushed(job_ids)`` is called from the completer thread after each recorded batch, so a
 worker knows which jobs are safely written.
@@ -14,7 +19,6 @@ worker knows which jobs are safely written.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -24,7 +28,8 @@ from typing import Any
 import psycopg
 
 from . import db
-from .retry import Outcome, record_outcomes
+from .backoff import service_backoff
+from .retry import Cancelled, Completed, Failed, Outcome, record_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +47,7 @@ class Completer:
         max_wait: float = 0.25,
         max_batch: int = 5_000,
         max_backlog: int = 10_000,
-        max_failures: int = 3,
+        retry_cap: float = 5.0,
     ) -> None:
         if isinstance(connection, psycopg.Connection):
             self._conn: psycopg.Connection[Any] | None = connection
@@ -59,7 +64,7 @@ class Completer:
         self.max_wait = max_wait
         self.max_batch = max_batch
         self.max_backlog = max_backlog
-        self.max_failures = max_failures
+        self.retry_cap = retry_cap
         self.on_flushed = on_flushed
         self._pending: deque[Outcome] = deque()
         self._cond = threading.Condition()
@@ -151,43 +156,96 @@ class Completer:
             self._write(batch)
 
     def _write(self, batch: list[Outcome]) -> None:
-        failures = 0
-        delay = 0.1
+        """Record ``batch``, retrying what the database may outlive for as long as it takes."""
+        attempt = 0
         while True:
             try:
-                record_outcomes(self._connection(), batch)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                log.warning(
-                    "recording %d job outcomes failed, retrying: %s",
-                    len(batch),
-                    exc,
-                    extra={"event": "queue.completer_retry", "jobs": len(batch), "delay": delay},
-                )
-                if self._connect is not None and self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
-                time.sleep(delay * random.uniform(0.9, 1.1))  # backoff between reconnects
-                delay = min(delay * 2, 5.0)
+                dropped = self._write_isolating(batch)
+            except db.TRANSIENT as exc:
+                attempt += 1
+                delay = service_backoff(attempt, base=0.1, cap=self.retry_cap)
+                if attempt == 1 or attempt % 10 == 0:  # say it, not once per retry
+                    log.warning(
+                        "recording %d job outcomes failed (attempt %d), keeping them and retrying: %s",
+                        len(batch),
+                        attempt,
+                        db.first_line(exc),
+                        extra={"event": "queue.completer_retry", "jobs": len(batch), "attempt": attempt},
+                    )
+                self._reset_connection()
+                self._pause(delay)
                 continue
-            except Exception:
-                failures += 1
-                if failures < self.max_failures:
-                    continue
-                log.exception(
-                    "dropping %d job outcomes after %d failures",
+            if attempt:
+                log.info(
+                    "recorded %d job outcomes after %d failed attempts",
                     len(batch),
-                    failures,
-                    extra={"event": "queue.completer_dropped", "jobs": len(batch)},
+                    attempt,
+                    extra={"event": "queue.completer_recovered", "jobs": len(batch), "attempt": attempt},
                 )
-                self._finish(len(batch), dropped=True)
-                return
-            if self.on_flushed is not None:  # before _finish: flush() returns after the callback
+            recorded = [o.job_id for o in batch if o.job_id not in dropped]
+            if self.on_flushed is not None and recorded:  # before _finish: flush() returns after it
                 try:
-                    self.on_flushed([outcome.job_id for outcome in batch])
+                    self.on_flushed(recorded)
                 except Exception:
                     log.exception("on_flushed callback failed", extra={"event": "queue.completer_callback"})
-            self._finish(len(batch), dropped=False)
+            self._finish(len(recorded), dropped=False)
+            self._finish(len(dropped), dropped=True)
             return
+
+    def _write_isolating(self, batch: list[Outcome]) -> set[int]:
+        """Write ``batch``; on an error of the data, halve it until the bad row is alone.
+
+        Returns the ids given up (normally none). ``db.TRANSIENT`` errors propagate: the caller
+        retries the whole batch (rows already written are left alone: only running rows change).
+        """
+        try:
+            record_outcomes(self._connection(), batch)
+            return set()
+        except db.TRANSIENT:
+            raise
+        except Exception as exc:
+            if len(batch) > 1:
+                middle = len(batch) // 2
+                return self._write_isolating(batch[:middle]) | self._write_isolating(batch[middle:])
+            return self._write_alone(batch[0], exc)
+
+    def _write_alone(self, outcome: Outcome, exc: Exception) -> set[int]:
+        reason = db.first_line(exc)
+        plain = _plain(outcome, reason)
+        log.error(
+            "job %d: its outcome could not be stored (%s); recording it without its texts",
+            outcome.job_id,
+            reason,
+            extra={"event": "queue.outcome_unstorable", "job_id": outcome.job_id},
+        )
+        try:
+            if plain is not None:
+                record_outcomes(self._connection(), [plain])
+                return set()
+        except db.TRANSIENT:
+            raise
+        except Exception as again:
+            reason = db.first_line(again)
+        log.error(
+            "job %d: giving its outcome up (%s); its worker's exit will record the job lost",
+            outcome.job_id,
+            reason,
+            extra={"event": "queue.completer_dropped", "job_id": outcome.job_id},
+        )
+        return {outcome.job_id}
+
+    def _reset_connection(self) -> None:
+        if self._connect is not None and self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception as exc:  # closing a broken connection: nothing left to do
+                log.debug("closing the completer connection failed: %s", exc)
+            self._conn = None
+
+    def _pause(self, delay: float) -> None:
+        """Wait ``delay`` seconds between retries (a closing completer keeps retrying: close() bounds it)."""
+        with self._cond:
+            self._cond.wait(delay)
 
     def _finish(self, count: int, *, dropped: bool) -> None:
         with self._cond:
@@ -197,3 +255,15 @@ class Completer:
             else:
                 self.recorded += count
             self._cond.notify_all()
+
+
+def _plain(outcome: Outcome, reason: str) -> Outcome | None:
+    """The outcome without the texts user code gave it (the error, trace or output that failed)."""
+    note = f"the job's own error text could not be stored: {reason}"
+    if isinstance(outcome, Completed):
+        return Completed(job_id=outcome.job_id) if outcome.output is not None else None
+    if isinstance(outcome, Failed):
+        return Failed(outcome.job_id, outcome.attempt, outcome.max_attempts, note, None, outcome.errors_count)
+    if isinstance(outcome, Cancelled):
+        return Cancelled(outcome.job_id, outcome.attempt, note)
+    return None  # Snoozed, Interrupted: nothing of user code in them

@@ -1,8 +1,13 @@
 """The one seam to PostgreSQL: connections and named queries.
 
-Connections are plain psycopg 3 connections, autocommit unless a caller opens a transaction,
-tagged with ``application_name`` so operators can see which process holds which session. Nothing
-here is shared across a fork: every process opens its own.
+Connections are psycopg 3 connections, autocommit unless a caller opens a transaction, tagged with
+``application_name`` so operators can see which process holds which session. Nothing here is shared
+across a fork: every process opens its own.
+
+``TRANSIENT`` is the one rule for "a later retry can outlive this": every loop catches it, backs off
+and tries again, and never exits for it. A connection opened with ``call_timeout`` bounds every call
+on the client side (a frozen server answers nothing, so a server-side ``statement_timeout`` never
+fires): past the bound the connection is closed and ``CallTimeout`` raised, so no loop blocks longer.
 """
 
 from __future__ import annotations
@@ -22,6 +27,54 @@ DEFAULT_CONNECT_TIMEOUT = 5
 Params = Mapping[str, Any] | None
 
 
+class CallTimeout(psycopg.OperationalError):
+    """No answer from the database within a connection's ``call_timeout``; the connection is closed."""
+
+
+# What a later retry can outlive: a lost or refused connection (restart, crash, killed session,
+# admin shutdown, too many connections, a call timed out), a read-only database (failover to a
+# replica, a full disk's remedy, an Aurora reader), a cancelled statement, a lock or serialization
+# conflict, a session ended by idle_in_transaction_session_timeout. Errors in the data or the SQL
+# are not here: retrying them cannot help.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,  # connection failures, 57P01 admin shutdown, 57014 cancel, 55P03, 40001, 53xxx
+    psycopg.InterfaceError,  # the connection was already closed or broken
+    DatabaseUnavailable,  # db.connect refused
+    psycopg.errors.ReadOnlySqlTransaction,  # 25006
+    psycopg.errors.IdleInTransactionSessionTimeout,  # 25P03
+)
+
+
+def is_read_only(exc: BaseException) -> bool:
+    return isinstance(exc, psycopg.errors.ReadOnlySqlTransaction)
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's first line (libpq adds tab-indented hints below it), or its type when empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class BoundedConnection(psycopg.Connection[Any]):
+    """A connection whose every call (query, fetch, commit, pipeline sync) ends within ``call_timeout``.
+
+    Every blocking operation of a psycopg connection goes through ``wait``; past the bound the
+    connection's state is unknown (a statement may be half sent), so it is closed: callers see
+    ``CallTimeout``, a ``TRANSIENT`` error, and reconnect with backoff. ``None`` waits forever.
+    """
+
+    call_timeout: float | None = None
+
+    def wait(self, gen: Any, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        if timeout is not None or self.call_timeout is None:  # psycopg's own bound (notifies, cancel)
+            return super().wait(gen, *args, timeout=timeout, **kwargs)
+        try:
+            return super().wait(gen, *args, timeout=self.call_timeout, **kwargs)
+        except psycopg.errors._WaitTimeout:  # psycopg >= 3.3; closing is the only safe state
+            self.close()
+            raise CallTimeout(f"no answer from the database within {self.call_timeout:g}s") from None
+
+
 def redact_url(url: str) -> str:
     """The URL (or libpq key=value string) with its password replaced, for logs and error messages."""
     return redact_database_url(url)
@@ -33,11 +86,16 @@ def connect(
     application_name: str = "river-supervisor",
     autocommit: bool = True,
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+    call_timeout: float | None = None,
     **options: Any,
 ) -> psycopg.Connection[dict[str, Any]]:
-    """Open a connection returning rows as dicts, or raise ``DatabaseUnavailable``."""
+    """Open a connection returning rows as dicts, or raise ``DatabaseUnavailable``.
+
+    With ``call_timeout`` every later call on it is bounded (``BoundedConnection``); libpq bounds
+    the connect itself by ``connect_timeout`` (at least 2 s: libpq's floor).
+    """
     try:
-        return psycopg.connect(
+        conn = BoundedConnection.connect(
             url,
             autocommit=autocommit,
             row_factory=dict_row,
@@ -48,10 +106,11 @@ def connect(
     except psycopg.OperationalError as exc:
         # libpq's first line says what failed ("... port 1 failed: Connection refused"); the
         # lines after it are tab-indented hints.
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseUnavailable(f"database {redact_url(url)}: {reason}") from exc
+        raise DatabaseUnavailable(f"database {redact_url(url)}: {first_line(exc)}") from exc
     except psycopg.ProgrammingError as exc:  # malformed conninfo
         raise DatabaseUnavailable(f"database {redact_url(url)}: {exc}") from exc
+    conn.call_timeout = call_timeout
+    return conn  # type: ignore[return-value]
 
 
 def query(name: str) -> str:

@@ -27,14 +27,14 @@ from . import alerts, db, nodes, queues
 from .backoff import service_backoff
 from .config import Config
 from .drift import Drift, DriftWatch
-from .errors import DatabaseUnavailable, NotLeader
+from .errors import NotLeader
 from .leadership import Elector, LeadershipEvent, NodeIdentity, Term
 from .maintenance import services as maintenance_services
 from .periodic import PeriodicEnqueuer
 
 log = logging.getLogger(__name__)
 
-RECOVERABLE = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
+RECOVERABLE = db.TRANSIENT  # what a later retry can outlive: back off, never exit
 # A fenced transaction ended by idle_in_transaction_session_timeout raises InternalError.
 SERVICE_ERRORS = (
     *RECOVERABLE,

@@ -8,8 +8,8 @@ already LISTENed again *before* it reports ``reconnected``: the owner must then 
 state the notifications stood for (a notification sent while we were away is lost, but one sent
 after the re-read is not).
 
-Only ``psycopg.OperationalError``/``InterfaceError`` (and ``DatabaseUnavailable`` on connect) are
-treated as a lost connection; anything else is a bug and propagates.
+Only ``db.TRANSIENT`` errors (a lost or refused connection, a read-only database, ...) are treated
+as a lost connection; anything else is a bug and propagates.
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ from psycopg import sql
 
 from . import db
 from .backoff import service_backoff
-from .errors import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
-RECOVERABLE = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
+RECOVERABLE = db.TRANSIENT  # what a later retry can outlive: back off, never exit
 # Find a silently dead peer (no FIN/RST) within about 10 s, not the kernel's default two hours.
 KEEPALIVE_OPTIONS: dict[str, Any] = {
     "keepalives": 1,

@@ -5,12 +5,17 @@ Outcomes are recorded in batches, one statement per batch (``job_set_state_if_ru
 ``running``, as River's ``JobSetStateIfRunningMany`` does: a job that an operator or the rescuer
 already moved on is left alone. A job with a pending remote cancel
 (``metadata.cancel_attempted_at``) that would run again is cancelled instead.
+
+Error texts, traces and outputs come from user code: what PostgreSQL cannot store (a NUL byte, which
+``text`` and ``jsonb`` refuse, and lone surrogates, which are not UTF-8) is replaced by U+FFFD
+before it is written (``storable``), so one handler's odd message cannot fail a batch.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -121,15 +126,53 @@ def format_time(moment: datetime) -> str:
     return text + "Z"
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # in a str, any surrogate is a lone one
+# The same characters as JSON escapes (json.dumps writes ASCII): jsonb refuses them too.
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+REPLACEMENT = "\ufffd"
+
+
+def storable(text: str) -> str:
+    """``text`` with NUL bytes and lone surrogates replaced by U+FFFD: what PostgreSQL can store."""
+    return _UNSTORABLE.sub(REPLACEMENT, text) if _UNSTORABLE.search(text) else text
+
+
+def _storable_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, list):
+        return [_storable_value(v) for v in value]
+    if isinstance(value, dict):
+        return {storable(str(k)): _storable_value(v) for k, v in value.items()}
+    return value
+
+
+def storable_json(text: str) -> str:
+    """JSON text whose strings hold no NUL and no lone surrogate (jsonb refuses both, even escaped)."""
+    if not _UNSTORABLE.search(text) and not _UNSTORABLE_ESCAPE.search(text):
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:  # not JSON after all: store it as a JSON string
+        return json.dumps(storable(text))
+    return json.dumps(_storable_value(value), separators=(",", ":"))
+
+
 def attempt_error(at: datetime, attempt: int, error: str, trace: str | None) -> dict[str, Any]:
-    """River's ``AttemptError`` as stored in ``river_job.errors``."""
-    return {"at": format_time(at), "attempt": attempt, "error": error, "trace": trace or ""}
+    """River's ``AttemptError`` as stored in ``river_job.errors`` (texts made ``storable``)."""
+    return {
+        "at": format_time(at),
+        "attempt": attempt,
+        "error": storable(error),
+        "trace": storable(trace or ""),
+    }
 
 
 def _plan(outcome: Outcome | _Lost, now: datetime) -> tuple[Any, ...]:
     """(id, state, attempt_delta, error, finalize, scheduled_at, snooze, rescue, output) for one outcome."""
     if isinstance(outcome, Completed):
-        return (outcome.job_id, "completed", 0, None, True, None, False, False, outcome.output)
+        output = None if outcome.output is None else storable_json(outcome.output)
+        return (outcome.job_id, "completed", 0, None, True, None, False, False, output)
     if isinstance(outcome, Failed | _Lost):
         trace = outcome.trace if isinstance(outcome, Failed) else None
         error = json.dumps(attempt_error(now, outcome.attempt, outcome.error, trace))

@@ -38,13 +38,13 @@ from . import alerts, db, discovery, manifest, processes, queue, reload, schema,
 from .children import KILL_AFTER, SILENT_AFTER, ExitReport, RestartPolicy, WorkerHandle, classify_exit
 from .config import Config
 from .duties import Duties
-from .errors import DatabaseUnavailable, RiverSupervisorError, SchemaMissing
+from .errors import RiverSupervisorError, SchemaMissing
 from .leadership import NodeIdentity
 from .schedules import monitor_config
 
 log = logging.getLogger(__name__)
 
-RECOVERABLE = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
+RECOVERABLE = db.TRANSIENT  # what a later retry can outlive: back off, never exit
 # What starting a worker raises when the forkserver died under us; the next start replaces it.
 SPAWN_ERRORS = (EOFError, OSError)
 IDLE_WAIT = 5.0

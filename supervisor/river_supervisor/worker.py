@@ -43,12 +43,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-
 from . import alerts, db, discovery, joblog, plugins, processes, queue, queues
 from .backoff import service_backoff
 from .config import PluginsConfig, SentryConfig
-from .errors import DatabaseUnavailable
 from .job_stats import JobStats
 from .processes import set_title
 
@@ -64,7 +61,7 @@ HEARTBEAT_INTERVAL = 2.0
 OUTPUT_LIMIT = 1024 * 1024  # a handler's JSON result above this is not kept in the row
 RECONNECT_CAP = 10.0  # a worker retries a lost database at least this often
 # What a lost or restarting database raises: reconnect with backoff, never exit for it.
-RECOVERABLE = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
+RECOVERABLE = db.TRANSIENT  # what a later retry can outlive: back off, never exit
 EXIT_NOW = signal.SIGUSR1  # the parent's "exit now", and the parent-death signal
 
 
