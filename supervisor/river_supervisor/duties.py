@@ -28,7 +28,7 @@ from .backoff import service_backoff
 from .config import Config
 from .drift import Drift, DriftWatch
 from .errors import NotLeader
-from .leadership import Elector, LeadershipEvent, NodeIdentity, Term
+from .leadership import CALL_SLACK, Elector, LeadershipEvent, NodeIdentity, Term
 from .maintenance import services as maintenance_services
 from .periodic import PeriodicEnqueuer
 
@@ -42,6 +42,7 @@ SERVICE_ERRORS = (
     psycopg.errors.LockNotAvailable,
 )
 MAX_START_FAILURES = 3
+CONNECT_TIMEOUT = 2  # libpq's floor; a frozen server must not hold the loop longer than this
 
 
 class LeaderService(Protocol):
@@ -176,6 +177,10 @@ class Duties:
     def fileno(self) -> int | None:
         return self.elector.fileno()
 
+    def filenos(self) -> list[int]:
+        """What the loop waits on for us: the LISTEN socket and the lease connection."""
+        return self.elector.filenos()
+
     @property
     def term(self) -> Term | None:
         return self.elector.term
@@ -189,20 +194,21 @@ class Duties:
     # --- one turn ---------------------------------------------------------------------------
 
     def step(self, now: float) -> None:
-        self._heartbeat(now)
+        # Leadership first: whatever the other calls meet, trust is checked at every turn.
         self._handle(self.elector.step(now))
         term = self.term
         if term is None:
             self._lose_services()
-            return
-        self._run_services(now, term)
+        else:
+            self._run_services(now, term)
+        self._heartbeat(now)
 
     def _handle(self, events: list[LeadershipEvent]) -> None:
         for event in events:  # the elector has logged them
             alerts.leadership_event(event)
-            if event.kind != "gained":
+            if event.ends_term:
                 self._lose_services()
-            else:
+            elif event.kind == "gained":
                 for state in self._services:
                     state.due = 0.0
                     state.failures = 0
@@ -222,6 +228,7 @@ class Duties:
                 continue
             try:
                 conn = self._db()
+                self._bound_calls(conn, time.monotonic())
                 if not state.gained:
                     state.service.on_gained(conn, term, gain_at)
                     state.gained = True
@@ -297,9 +304,10 @@ class Duties:
         if now < self._next_heartbeat:
             return
         try:
+            conn = self._db()
+            self._bound_calls(conn, time.monotonic())
             workers = (self.workers_ready, self.cfg.processes)
-            beat = self._registered and nodes.heartbeat(self._db(), self.identity, self.cfg.cluster, workers)
-            if not beat:
+            if not self._registered or not nodes.heartbeat(conn, self.identity, self.cfg.cluster, workers):
                 self._register()
             elif now >= self._next_queue_report:
                 self._report_queues(self._db())
@@ -324,8 +332,21 @@ class Duties:
     def _db(self) -> psycopg.Connection[Any]:
         if self.conn is None or self.conn.closed or self.conn.broken:
             assert self.cfg.database_url
-            self.conn = db.connect(self.cfg.database_url, application_name="river-supervisor leader")
+            self.conn = db.connect(
+                self.cfg.database_url,
+                # the leader_id names this process: an operator (or a test) can find its sessions
+                application_name=f"river-supervisor duties {self.identity.leader_id}"[:63],
+                connect_timeout=CONNECT_TIMEOUT,
+                call_timeout=self.elector.timings.statement_timeout + CALL_SLACK,
+            )
         return self.conn
+
+    def _bound_calls(self, conn: psycopg.Connection[Any], now: float) -> None:
+        """While leading, no call outlives the trust window: the loop must step down on time."""
+        bound = self.elector.timings.statement_timeout + CALL_SLACK
+        if self.term is not None:
+            bound = max(0.05, self.elector.trusted_until - now)  # a long tick may use all of its trust
+        conn.call_timeout = bound  # type: ignore[attr-defined]
 
     def _drop_connection(self) -> None:
         if self.conn is not None:

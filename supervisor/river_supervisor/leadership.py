@@ -18,9 +18,15 @@ The model (River's ``internal/leadership/doc.go``, plus fencing):
 - The leader renews every ``ttl / 3``. Local time only bounds trust: a renewal (or the winning
   bid) sent at monotonic time ``t`` makes the term trusted until ``t + ttl - margin``. A renewal
   that finds no row ends the term (``superseded`` if someone else holds it, else ``lost``); one
-  that fails is retried with a short backoff while trust lasts, then ``expired``. Losing the
-  lease connection ends the term at once (``lost``): with its backend gone, any follower may
-  take over right away.
+  that fails is retried with a short backoff while trust lasts, then ``expired``. A read-only
+  database ends the term at once (``lost``): a leader that cannot write must not act as one.
+- A lost lease connection (a killed session, a restart) does not end a term whose trust lasts: the
+  leader reconnects at once and renews on the new connection, which records its new backend. A
+  follower takes over a holder whose lease session has vanished only once the holder has not
+  renewed for ``session_grace`` (at most 2 s): long enough to reconnect, short enough for a crash.
+  The first such reconnect of a term is reported (``reconnected``), later ones only logged.
+- A successor that takes over from a holder that did not resign reports that holder's loss
+  (``lost``, about the previous holder: why, and how long nobody led).
 - Trust is advisory. What makes a stale leader harmless is ``fenced_transaction``: every
   leader-only write holds this term's row ``FOR SHARE``, so it fails once the term is over and a
   takeover waits for it while it runs.
@@ -28,7 +34,9 @@ The model (River's ``internal/leadership/doc.go``, plus fencing):
 ``Elector`` is a non-blocking state machine for a single-threaded loop: it never sleeps and owns
 no thread. The loop waits on ``fileno()`` until ``next_deadline()``, then calls ``step()``, which
 returns ``LeadershipEvent`` values for the caller to report (the elector never calls Sentry).
-Each SQL statement it runs is bounded by ``statement_timeout`` (at most ttl/3).
+Each SQL statement it runs is bounded by ``statement_timeout`` (at most ttl/3) on the server and,
+for a server that answers nothing (frozen, a dead network), by the client: no call outlives the
+trust window (``db.BoundedConnection``), so an unconfirmed leader steps down on time.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import math
 import os
 import random
 import secrets
+import select
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -69,7 +78,9 @@ POLL_JITTER = 0.10  # followers bid every poll_interval * (1 + [0, 10 %))
 # leader leads again instead of leaving the cluster leaderless.
 REQUESTED_RESIGN_HOLD_OFF = 3
 
-EventKind = Literal["gained", "resigned", "lost", "expired", "superseded"]
+EventKind = Literal["gained", "resigned", "lost", "expired", "superseded", "reconnected"]
+CALL_SLACK = 0.5  # the client gives up this long after the server's statement_timeout would have
+MIN_CONNECT_TIMEOUT = 2  # libpq's floor: a smaller connect_timeout is taken as 2 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +144,7 @@ class Timings:
     statement_timeout: float  # bounds each statement of a step: a stuck database cannot stall the loop
     lock_timeout: float  # a takeover waits this long for a fenced transaction, then retries later
     retry_cap: float  # renewal, bid and reconnect retries back off 1 s doubling up to this
+    session_grace: float  # a holder whose lease session vanished keeps the lease this long after renewing
 
     @classmethod
     def from_ttl(cls, ttl: float) -> Timings:
@@ -147,6 +159,7 @@ class Timings:
             statement_timeout=min(5.0, third),
             lock_timeout=min(2.0, third),
             retry_cap=max(third, 0.1),
+            session_grace=min(2.0, third),
         )
 
     def trusted_until(self, sent: float) -> float:
@@ -195,6 +208,11 @@ class LeadershipEvent:
     def level(self) -> int:
         return logging.INFO if self.kind in ("gained", "resigned") else logging.WARNING
 
+    @property
+    def ends_term(self) -> bool:
+        """Whether this process stopped leading: not on a gain, a reconnect, or a peer's loss it reports."""
+        return self.kind not in ("gained", "reconnected") and "reported_by" not in self.detail
+
 
 _MESSAGES: dict[str, str] = {
     "gained": "gained leadership of cluster %s (term %d)",
@@ -202,7 +220,10 @@ _MESSAGES: dict[str, str] = {
     "lost": "lost leadership of cluster %s (term %d)",
     "expired": "leadership of cluster %s expired: not renewed within the trust window (term %d)",
     "superseded": "leadership of cluster %s superseded by another node (term %d)",
+    "reconnected": "lease connection of cluster %s lost: term %d continues on a new connection",
 }
+# A successor reporting the loss of the holder it replaced.
+_PEER_LOST = "leadership of cluster %s lost by node %s (term %d, %s): no leader for %.1fs before term %d"
 
 
 def _extra(event: str, cluster: str, node: str, term: int | None, **fields: Any) -> dict[str, Any]:
@@ -210,11 +231,22 @@ def _extra(event: str, cluster: str, node: str, term: int | None, **fields: Any)
 
 
 def log_event(ev: LeadershipEvent) -> None:
+    if "reported_by" in ev.detail:
+        template: str = _PEER_LOST
+        args: tuple[Any, ...] = (
+            ev.cluster,
+            ev.node,
+            ev.term,
+            ev.detail.get("reason"),
+            ev.detail.get("leaderless_seconds") or 0.0,
+            ev.detail.get("next_term"),
+        )
+    else:
+        template, args = _MESSAGES[ev.kind], (ev.cluster, ev.term)
     logger.log(
         ev.level,
-        _MESSAGES[ev.kind],
-        ev.cluster,
-        ev.term,
+        template,
+        *args,
         extra=_extra(
             f"leadership.{ev.kind}",
             ev.cluster,
@@ -269,6 +301,8 @@ class Elector:
         self._lease_attempt = 0
         self._reconnect_at = math.inf
         self._resign_requested = False
+        self._term_reconnects = 0  # lease reconnects within the current term (the first is reported)
+        self._confirming = False  # a renewal on a new lease connection is due
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -322,6 +356,8 @@ class Elector:
         deadlines = [self._listener.next_deadline() if self._listener is not None else math.inf]
         if self._lease is None:
             deadlines.append(self._reconnect_at)
+            if self._term is not None:
+                deadlines.append(self._trusted_until)
         elif self._term is not None:
             deadlines += [self._next_renew, self._trusted_until]
         elif self._campaigning:
@@ -346,8 +382,12 @@ class Elector:
             hold_off = REQUESTED_RESIGN_HOLD_OFF * self.timings.poll_interval
             events += self._give_up(rejoin=True, hold_off=hold_off, detail={"reason": "requested"})
         self._resign_requested = False
+        self._check_lease_socket(now)
+        if self._term is not None and now >= self._trusted_until:
+            self._expire(events)
         if self._lease is None and now >= self._reconnect_at and self._reconnect(now):
             self._next_bid = now  # re-read the lease after a reconnect
+            self._next_renew = now  # a leader confirms its term on the new connection at once
         if self._lease is not None and self._term is not None:
             self._lead(now, events)
         if self._lease is not None and self._term is None and self._campaigning and now >= self._next_bid:
@@ -378,6 +418,7 @@ class Elector:
                 if self._lease is None:
                     self._open_lease()
                 assert self._lease is not None
+                self._bound_calls(self._clock(), by_trust=False)
                 row = db.fetch_one(self._lease, "leader_resign", params)
             except RECOVERABLE as exc:
                 self._warn(
@@ -401,17 +442,65 @@ class Elector:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def filenos(self) -> list[int]:
+        """Sockets for the loop's wait set: LISTEN, and the lease (a killed session shows there)."""
+        fds = [fd] if (fd := self.fileno()) is not None else []
+        wanted = self._term is not None or self._campaigning  # else nothing would read it: no busy loop
+        if wanted and self._lease is not None and not self._lease.closed:
+            fds.append(self._lease.fileno())
+        return fds
+
+    def _check_lease_socket(self, now: float) -> None:
+        """An idle lease connection turns readable when the server ends it: use it now to find out."""
+        if self._lease is None or self._lease.closed:
+            return
+        try:
+            readable, _, _ = select.select([self._lease.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            readable = [True]
+        if readable:
+            self._next_renew = min(self._next_renew, now)
+            self._next_bid = min(self._next_bid, now)
+
+    def _expire(self, events: list[LeadershipEvent]) -> None:
+        events.append(
+            self._end_term("expired", None, {"reason": "trust_lapsed", "attempts": self._renew_attempt})
+        )
+
+    def _bound_calls(self, now: float, *, by_trust: bool = True) -> None:
+        """No call of a leader outlives its trust (it must step down on time); none outlives the bound."""
+        assert self._lease is not None
+        bound = self.timings.statement_timeout + CALL_SLACK
+        if by_trust and self._term is not None:
+            bound = min(bound, max(0.05, self._trusted_until - now))
+        self._lease.call_timeout = bound  # type: ignore[attr-defined]
+
+    def _lease_lost(self, now: float, exc: BaseException) -> None:
+        """The lease connection broke while leading: reconnect at once and renew there if trust lasts."""
+        held = self._term
+        assert held is not None
+        self._drop_lease()  # the next step reconnects, then renews (``step``)
+        self._term_reconnects += 1
+        self._confirming = True
+        logger.warning(
+            "lease connection lost while leading cluster %s (term %d): %s; reconnecting, trusted %.1fs more",
+            held.cluster,
+            held.term,
+            _reason(exc),
+            max(0.0, self._trusted_until - now),
+            extra=_extra("leadership.lease_lost", held.cluster, held.node, held.term, error=_reason(exc)),
+        )
+
     def _lead(self, now: float, events: list[LeadershipEvent]) -> None:
         held = self._term
         assert held is not None and self._lease is not None
         if now >= self._trusted_until:
-            events.append(
-                self._end_term("expired", None, {"reason": "trust_lapsed", "attempts": self._renew_attempt})
-            )
+            self._expire(events)
             return
         if now < self._next_renew:
             return
         sent = self._clock()
+        self._bound_calls(now)
         try:
             row = db.fetch_one(
                 self._lease,
@@ -424,9 +513,11 @@ class Elector:
                 },
             )
         except RECOVERABLE as exc:
-            if self._lease.broken:
-                self._drop_lease()
-                events.append(self._end_term("lost", None, {"reason": "lease_connection_lost"}))
+            if db.is_read_only(exc):
+                events.append(self._end_term("lost", None, {"reason": "database_read_only"}))
+                return
+            if self._lease.broken or self._lease.closed:
+                self._lease_lost(now, exc)
                 return
             self._renew_attempt += 1
             remaining = self._trusted_until - self._clock()
@@ -455,6 +546,18 @@ class Elector:
         self._renew_attempt = 0
         self._trusted_until = self.timings.trusted_until(sent)
         self._next_renew = sent + self.timings.renew_interval
+        if self._confirming:  # renewed on a new connection: the term goes on (reported once a term)
+            self._confirming = False
+            if self._term_reconnects == 1:
+                events.append(self._event("reconnected", held, None, {"reconnects": 1}))
+            else:
+                logger.info(
+                    "term %d of cluster %s continues on a new lease connection (reconnect %d of this term)",
+                    held.term,
+                    held.cluster,
+                    self._term_reconnects,
+                    extra=_extra("leadership.continued", held.cluster, held.node, held.term),
+                )
         logger.debug(
             "renewed leadership of cluster %s (term %d)",
             held.cluster,
@@ -466,6 +569,7 @@ class Elector:
         assert self._lease is not None
         ident = self.identity
         sent = self._clock()
+        self._bound_calls(now)
         try:
             row = db.fetch_one(
                 self._lease,
@@ -476,10 +580,11 @@ class Elector:
                     "node": ident.node,
                     "pid": ident.pid,
                     "ttl": self.timings.ttl,
+                    "session_grace": self.timings.session_grace,
                 },
             )
         except RECOVERABLE as exc:
-            if self._lease.broken:
+            if self._lease.broken or self._lease.closed:
                 self._drop_lease()
                 return
             self._bid_attempt += 1
@@ -519,7 +624,32 @@ class Elector:
             for key in ("previous_term", "previous_event", "previous_reason")
             if row[key] is not None
         }
+        self._term_reconnects = 0
         events.append(self._event("gained", self._term, row["previous_leader_id"], detail, row["elected_at"]))
+        if row["previous_event"] in ("expired", "superseded"):  # the holder did not resign: say so
+            events.append(self._peer_lost(row))
+
+    def _peer_lost(self, row: Mapping[str, Any]) -> LeadershipEvent:
+        """The loss of the holder we replaced, as that holder would report it (if it could)."""
+        reason = "lease_expired" if row["previous_event"] == "expired" else "session_gone"
+        leaderless = None
+        if row.get("previous_renewed_at") is not None:
+            leaderless = round(max(0.0, (row["elected_at"] - row["previous_renewed_at"]).total_seconds()), 3)
+        return LeadershipEvent(
+            kind="lost",
+            cluster=self.cluster,
+            node=row["previous_node"] or "",
+            leader_id=row["previous_leader_id"],
+            term=row["previous_term"],
+            other_leader_id=self.identity.leader_id,
+            at=row["elected_at"],
+            detail={
+                "reason": reason,
+                "leaderless_seconds": leaderless,  # from its last renewal to our election
+                "next_term": row["term"],
+                "reported_by": self.identity.node,
+            },
+        )
 
     def _drain(self, now: float) -> None:
         if self._listener is None:
@@ -544,8 +674,9 @@ class Elector:
     def _ended_elsewhere(self) -> LeadershipEvent:
         """Our term's row is gone or no longer ours: find out who holds the lease now."""
         holder = None
-        if self._lease is not None:
+        if self._lease is not None and not self._lease.closed:
             try:
+                self._bound_calls(self._clock(), by_trust=False)
                 holder = db.fetch_one(self._lease, "leader_get", {"cluster": self.cluster})
             except RECOVERABLE:
                 holder = None
@@ -561,6 +692,8 @@ class Elector:
         held = self._term
         assert held is not None
         self._term = None
+        self._term_reconnects = 0
+        self._confirming = False
         self._trusted_until = -math.inf
         self._next_renew = math.inf
         self._renew_attempt = 0
@@ -595,10 +728,14 @@ class Elector:
 
     def _open_lease(self) -> None:
         t = self.timings
+        connect_timeout = t.statement_timeout
+        if self._term is not None:  # a leader reconnecting: the connect must not outlive its trust
+            connect_timeout = min(connect_timeout, self._trusted_until - self._clock())
         conn = db.connect(
             self._conninfo,
             application_name=f"river-supervisor lease {self.identity.leader_id}"[:63],
-            connect_timeout=max(1, math.ceil(t.statement_timeout)),
+            connect_timeout=max(MIN_CONNECT_TIMEOUT, math.ceil(connect_timeout)),
+            call_timeout=t.statement_timeout + CALL_SLACK,
             **KEEPALIVE_OPTIONS,
         )
         try:

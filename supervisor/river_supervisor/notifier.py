@@ -31,6 +31,9 @@ from .backoff import service_backoff
 logger = logging.getLogger(__name__)
 
 RECOVERABLE = db.TRANSIENT  # what a later retry can outlive: back off, never exit
+# LISTEN and a non-blocking drain are all it runs: neither may hold up the loop on a frozen server.
+CONNECT_TIMEOUT = 2
+CALL_TIMEOUT = 2.0
 # Find a silently dead peer (no FIN/RST) within about 10 s, not the kernel's default two hours.
 KEEPALIVE_OPTIONS: dict[str, Any] = {
     "keepalives": 1,
@@ -152,7 +155,13 @@ class Listener:
         return [Notification(n.channel, n.payload, n.pid) for n in conn.notifies(timeout=0.0)]
 
     def _open(self) -> None:
-        conn = db.connect(self.conninfo, application_name=self.application_name, **KEEPALIVE_OPTIONS)
+        conn = db.connect(
+            self.conninfo,
+            application_name=self.application_name,
+            connect_timeout=CONNECT_TIMEOUT,
+            call_timeout=CALL_TIMEOUT,
+            **KEEPALIVE_OPTIONS,
+        )
         try:
             for channel in self.channels:
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))

@@ -178,7 +178,9 @@ class Supervisor:
 
     def _connect(self) -> psycopg.Connection[Any]:
         assert self.cfg.database_url
-        return db.connect(self.cfg.database_url, application_name="river-supervisor supervisor")
+        # bounded: a frozen database must not hold the loop (db.BoundedConnection)
+        url, name = self.cfg.database_url, "river-supervisor supervisor"
+        return db.connect(url, application_name=name, connect_timeout=2, call_timeout=10)
 
     def _install_signals(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
@@ -203,8 +205,8 @@ class Supervisor:
     def _turn(self) -> None:
         timeout = max(0.0, self._next_deadline() - time.monotonic())
         waitables: list[Any] = [self._wake_r]
-        if self.duties is not None and (fd := self.duties.fileno()) is not None:
-            waitables.append(fd)
+        if self.duties is not None:
+            waitables += self.duties.filenos()
         for handle in self.workers.values():
             if not handle.pipe_closed:
                 waitables.append(handle.pipe)

@@ -63,7 +63,7 @@ def test_stalled_ex_leader_cannot_write_after_takeover(
     stale = ex.term
     assert stale is not None
     db.execute("update river_supervisor_leader set expires_at = now() - interval '1 millisecond'")
-    assert kinds(step_due(new)) == ["gained"]
+    assert kinds(step_due(new)) == ["gained", "lost"]  # and the loss of the holder it replaced
 
     with pytest.raises(NotLeader) as refused, fenced_transaction(service, stale, "periodic"):
         service.execute(INSERT_NODE, ("x",))
@@ -86,14 +86,15 @@ def test_takeover_waits_for_a_fenced_transaction_then_wins_a_higher_term(
     held = leader.term
     assert held is not None
 
-    with fenced_transaction(service, held, "periodic"):
-        kill_lease_backend(db)  # the holder's lease connection is gone: a takeover is allowed...
+    kill_lease_backend(db)  # the holder's lease connection is gone and, past the grace to reconnect,
+    db.execute("update river_supervisor_leader set renewed_at = now() - interval '1 minute'")
+    with fenced_transaction(service, held, "periodic"):  # a takeover is allowed...
         thread, events = _step_in_thread(follower)
         wait_until(lambda: _waiting_on_lock(db, follower), describe="the takeover to wait on the lease row")
         assert thread.is_alive() and events == []  # ...but waits while the leader's write is in flight
     thread.join(timeout=10)
 
-    assert kinds(events) == ["gained"]
+    assert kinds(events) == ["gained", "lost"]
     assert events[0].term > held.term
     with pytest.raises(NotLeader):
         nodes.set_drift(service, held, [])
@@ -117,7 +118,7 @@ def test_a_leader_paused_inside_a_fenced_transaction_cannot_block_a_takeover(
     kill_lease_backend(db)
     events = wait_until(lambda: step_due(follower), describe="the follower to take over")
 
-    assert kinds(events) == ["gained"]
+    assert kinds(events) == ["gained", "lost"]
     assert events[0].term > held.term
     # The server ended the idle transaction's session. Note: an InternalError, not an OperationalError.
     with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):

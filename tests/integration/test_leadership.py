@@ -10,6 +10,7 @@ from river_supervisor import nodes
 from river_supervisor.errors import NotLeader
 from river_supervisor.leadership import fenced_transaction
 
+from tests.harness.wait import wait_until
 from tests.integration.test_leadership_support import (
     MakeElector,
     db,
@@ -93,18 +94,42 @@ def test_killed_lease_backend_lets_a_follower_take_over_before_expiry(
     assert old is not None and row is not None
 
     kill_lease_backend(db)
-    gained = step_due(follower)
+    # The follower waits out the grace a killed-but-alive leader has to reconnect (the leader here
+    # does not step: a crash), then takes over.
+    gained = wait_until(lambda: step_due(follower), 10, "the follower's takeover", interval=0.2)
 
-    assert kinds(gained) == ["gained"]
+    assert kinds(gained) == ["gained", "lost"]
     assert gained[0].term > old.term
     assert gained[0].other_leader_id == old.leader_id
     assert gained[0].detail["previous_reason"] == "backend_gone"
+    lost = gained[1]  # the successor reports the loss of the holder it replaced
+    assert (lost.node, lost.term, lost.detail["reason"]) == ("a", old.term, "session_gone")
+    assert lost.detail["leaderless_seconds"] >= follower.timings.session_grace
     taken = lease_row(db)
     assert taken is not None and taken["elected_at"] < row["expires_at"]  # before the old lease ran out
 
-    lost = step_due(leader)  # its renewal meets the dead connection
-    assert kinds(lost) == ["lost"]
+    ended = step_due(leader)  # its renewal meets the dead connection, it reconnects: too late
+    ended += step_due(leader)
+    assert kinds(ended) == ["superseded"]
     assert leader.term is None
+
+
+def test_a_leader_whose_session_is_killed_continues_its_term_on_a_new_connection(
+    make_elector: MakeElector, db: psycopg.Connection
+) -> None:
+    leader, follower = make_elector("a"), make_elector("b")
+    leader.step()
+    follower.step()
+    old = leader.term
+    assert old is not None
+    events = []
+    for _ in range(3):
+        kill_lease_backend(db)
+        events += step_due(leader)  # the lease socket is readable: it finds out at once
+        events += step_due(leader)  # reconnects and renews there
+        assert kinds(step_due(follower)) == []
+    assert kinds(events) == ["reconnected"]  # one report for the three kills
+    assert leader.term == old and lease_row(db)["term"] == old.term
 
 
 def test_stalled_leader_is_replaced_with_the_next_term_and_its_writes_are_refused(
@@ -122,7 +147,7 @@ def test_stalled_leader_is_replaced_with_the_next_term_and_its_writes_are_refuse
     # The leader stops stepping; its lease runs out (forced, rather than waited for).
     db.execute("update river_supervisor_leader set expires_at = now() - interval '1 millisecond'")
     gained = step_due(follower)
-    assert kinds(gained) == ["gained"]
+    assert kinds(gained) == ["gained", "lost"]  # and the loss of the holder it replaced
     assert gained[0].term == old.term + 1
     assert gained[0].detail["previous_event"] == "expired"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,9 +27,18 @@ class FakeLease:
     """Stands in for the lease connection; ``broken`` is what the elector checks after an error."""
 
     broken = False
+    closed = False
+
+    def __init__(self) -> None:
+        self._quiet, self._w = os.pipe()  # never readable: the server said nothing
+
+    def fileno(self) -> int:
+        return self._quiet
 
     def close(self) -> None:
-        self.broken = True
+        self.broken = self.closed = True
+        os.close(self._quiet)
+        os.close(self._w)
 
 
 Script = Callable[[str, dict[str, Any]], dict[str, Any] | None]
@@ -167,7 +177,9 @@ def test_renewal_finding_another_holder_is_superseded(monkeypatch: pytest.Monkey
     assert elector.term is None
 
 
-def test_a_broken_lease_connection_ends_the_term_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_broken_lease_connection_reconnects_at_once_and_keeps_the_term(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     clock = FakeClock(100.0)
     broken = False
 
@@ -178,13 +190,41 @@ def test_a_broken_lease_connection_ends_the_term_at_once(monkeypatch: pytest.Mon
         return _won(name, params)
 
     elector = _elector(monkeypatch, clock, script)
+    monkeypatch.setattr(elector, "_open_lease", lambda: setattr(elector, "_lease", FakeLease()))
     elector.step()
+    term = elector.term
     broken = True
     clock.now = elector.next_deadline()
-    events = elector.step()
-    assert [e.kind for e in events] == ["lost"]
-    assert events[0].detail == {"reason": "lease_connection_lost"}
+    assert elector.step() == []  # no event: trust lasts, the term goes on
     assert elector._lease is None and elector.next_deadline() == clock.now  # reconnect at once
+    broken = False
+    events = elector.step()  # reconnects and renews on the new connection
+    assert [e.kind for e in events] == ["reconnected"] and elector.term == term
+    broken = True
+    clock.now = elector.next_deadline()
+    elector.step()
+    broken = False
+    assert elector.step() == []  # the second reconnect of the term is only logged
+
+
+def test_a_read_only_database_ends_the_term_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(100.0)
+    read_only = False
+
+    def script(name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        if read_only:
+            raise psycopg.errors.ReadOnlySqlTransaction("cannot execute UPDATE in a read-only transaction")
+        return _won(name, params)
+
+    elector = _elector(monkeypatch, clock, script)
+    elector.step()
+    read_only = True
+    clock.now = elector.next_deadline()
+    events = elector.step()
+    assert [e.kind for e in events] == ["lost"] and events[0].detail == {"reason": "database_read_only"}
+    assert elector.term is None
+    clock.now = elector.next_deadline()
+    assert elector.step() == []  # bids fail too, and are retried with backoff
 
 
 def test_other_errors_are_bugs_and_propagate(monkeypatch: pytest.MonkeyPatch) -> None:

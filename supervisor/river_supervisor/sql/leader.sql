@@ -32,8 +32,10 @@ SELECT current_schema() AS schema, pg_backend_pid() AS backend_pid;
 -- name: leader_campaign
 -- One bid for the lease, in one statement. Wins when no row exists (insert), or takes over a row
 -- whose lease expired by the database clock, whose holder's lease connection (backend_pid) no
--- longer exists (a crashed leader, detected long before its lease runs out; a paused leader keeps
--- its connection and is only replaced on expiry), or which is this process's own stale term.
+-- longer exists and who has not renewed for session_grace seconds (a crashed leader, detected long
+-- before its lease runs out; a leader whose session was killed reconnects and renews within the
+-- grace; a paused leader keeps its connection and is only replaced on expiry), or which is this
+-- process's own stale term.
 -- A new term is drawn from the sequence only for a winning row (a lost insert race may burn one:
 -- terms only grow, they may skip). The takeover UPDATE locks the row, so it waits for fenced
 -- transactions holding it FOR SHARE; `l.term = cur.term` makes it replace exactly the row it read
@@ -41,7 +43,7 @@ SELECT current_schema() AS schema, pg_backend_pid() AS backend_pid;
 -- History: the previous holder's end (expired; superseded when its backend vanished; lost when it
 -- was our own term, already given up locally) and our gain, in the same statement.
 WITH cur AS (
-    SELECT cluster, leader_id, node, term, expires_at <= now() AS expired
+    SELECT cluster, leader_id, node, term, renewed_at, expires_at <= now() AS expired
       FROM river_supervisor_leader
      WHERE cluster = %(cluster)s
 ),
@@ -60,9 +62,11 @@ taken AS (
        AND l.term = cur.term
        AND (l.expires_at <= now()
             OR l.leader_id = %(leader_id)s
-            OR NOT EXISTS (SELECT FROM pg_stat_get_activity(l.backend_pid)))
+            OR (NOT EXISTS (SELECT FROM pg_stat_get_activity(l.backend_pid))
+                AND l.renewed_at < now() - make_interval(secs => %(session_grace)s)))
  RETURNING l.cluster, l.leader_id, l.node, l.term, l.elected_at, l.expires_at,
            cur.leader_id AS previous_leader_id, cur.node AS previous_node, cur.term AS previous_term,
+           cur.renewed_at AS previous_renewed_at,
            CASE WHEN cur.expired THEN 'expired'
                 WHEN cur.leader_id = %(leader_id)s THEN 'lost'
                 ELSE 'superseded' END AS previous_event,
@@ -79,7 +83,7 @@ inserted AS (
         ON CONFLICT (cluster) DO NOTHING
  RETURNING cluster, leader_id, node, term, elected_at, expires_at,
            NULL::text AS previous_leader_id, NULL::text AS previous_node, NULL::bigint AS previous_term,
-           NULL::text AS previous_event, NULL::text AS previous_reason
+           NULL::timestamptz AS previous_renewed_at, NULL::text AS previous_event, NULL::text AS previous_reason
 ),
 won AS (
     SELECT * FROM taken
@@ -100,16 +104,17 @@ history AS (
       FROM won
 )
 SELECT cluster, leader_id, node, term, elected_at, expires_at,
-       previous_leader_id, previous_term, previous_event, previous_reason
+       previous_leader_id, previous_node, previous_term, previous_renewed_at, previous_event, previous_reason
   FROM won;
 
 -- name: leader_renew
 -- Extend this term's lease, only while it is still ours and unexpired (database clock). No row:
 -- the term is over (expired, superseded, resigned, or the table was emptied). Locks the row
 -- (FOR NO KEY UPDATE), so it waits for fenced transactions of our own services, bounded by
--- lock_timeout.
+-- lock_timeout. Records the backend renewing: after a reconnect, the lease's session is this one.
 UPDATE river_supervisor_leader
    SET renewed_at = now(),
+       backend_pid = pg_backend_pid(),
        expires_at = now() + make_interval(secs => %(ttl)s)
  WHERE cluster = %(cluster)s
    AND leader_id = %(leader_id)s
