@@ -234,8 +234,14 @@ def leadership_event(ev: LeadershipEventLike) -> str | None:
             "at": _iso(ev.at),
             "detail": dict(ev.detail or {}),
         }
+        detail = dict(ev.detail or {})
+        message = (
+            _peer_lost_message(ev.cluster, ev.node, ev.term, detail)
+            if "reported_by" in detail
+            else _leadership_message(kind, ev.cluster, ev.node, ev.term, ev.leader_id, other)
+        )
         return _capture(
-            _leadership_message(kind, ev.cluster, ev.node, ev.term, ev.leader_id, other),
+            message,
             level=level,
             logger="river_supervisor.leadership",
             tags={"cluster": ev.cluster, "node": ev.node, "term": str(ev.term), "leadership_event": kind},
@@ -245,6 +251,21 @@ def leadership_event(ev: LeadershipEventLike) -> str | None:
         )
     except Exception:
         return _failed("leadership_event")
+
+
+_LOSS_REASONS = {
+    "session_gone": "its lease session vanished (a crash, a kill, a lost host)",
+    "lease_expired": "its lease expired without renewal (paused, cut off, or its database was away)",
+}
+
+
+def _peer_lost_message(cluster: str, node: str, term: int, detail: dict[str, Any]) -> str:
+    """The loss of a holder that did not resign, as its successor reports it."""
+    why = _LOSS_REASONS.get(str(detail.get("reason")), str(detail.get("reason")))
+    gap = detail.get("leaderless_seconds")
+    took = f"node {detail.get('reported_by')} took over (term {detail.get('next_term')})"
+    leaderless = f" after {gap:.1f} s without a leader" if isinstance(gap, int | float) else ""
+    return f"leadership lost: node {node} (term {term}) in cluster {cluster}: {why}; {took}{leaderless}"
 
 
 def _leadership_message(

@@ -22,9 +22,10 @@ The model (River's ``internal/leadership/doc.go``, plus fencing):
   database ends the term at once (``lost``): a leader that cannot write must not act as one.
 - A lost lease connection (a killed session, a restart) does not end a term whose trust lasts: the
   leader reconnects at once and renews on the new connection, which records its new backend. A
-  follower takes over a holder whose lease session has vanished only once the holder has not
-  renewed for ``session_grace`` (at most 2 s): long enough to reconnect, short enough for a crash.
-  The first such reconnect of a term is reported (``reconnected``), later ones only logged.
+  follower takes over a holder whose lease session has vanished only if that same session is still
+  the holder's ``session_grace`` (1 s) after the follower first saw it gone: long enough for a live
+  leader to reconnect, short enough for a crash. The first such reconnect of a term is reported
+  (``reconnected``), later ones only logged.
 - A successor that takes over from a holder that did not resign reports that holder's loss
   (``lost``, about the previous holder: why, and how long nobody led).
 - Trust is advisory. What makes a stale leader harmless is ``fenced_transaction``: every
@@ -144,7 +145,7 @@ class Timings:
     statement_timeout: float  # bounds each statement of a step: a stuck database cannot stall the loop
     lock_timeout: float  # a takeover waits this long for a fenced transaction, then retries later
     retry_cap: float  # renewal, bid and reconnect retries back off 1 s doubling up to this
-    session_grace: float  # a holder whose lease session vanished keeps the lease this long after renewing
+    session_grace: float  # a holder whose lease session vanished has this long to come back on a new one
 
     @classmethod
     def from_ttl(cls, ttl: float) -> Timings:
@@ -159,7 +160,7 @@ class Timings:
             statement_timeout=min(5.0, third),
             lock_timeout=min(2.0, third),
             retry_cap=max(third, 0.1),
-            session_grace=min(2.0, third),
+            session_grace=min(1.0, third),
         )
 
     def trusted_until(self, sent: float) -> float:
@@ -231,7 +232,9 @@ def _extra(event: str, cluster: str, node: str, term: int | None, **fields: Any)
 
 
 def log_event(ev: LeadershipEvent) -> None:
-    if "reported_by" in ev.detail:
+    name = f"leadership.{ev.kind}"
+    if "reported_by" in ev.detail:  # not this process's own loss: its log event says so
+        name = "leadership.peer_lost"
         template: str = _PEER_LOST
         args: tuple[Any, ...] = (
             ev.cluster,
@@ -248,7 +251,7 @@ def log_event(ev: LeadershipEvent) -> None:
         template,
         *args,
         extra=_extra(
-            f"leadership.{ev.kind}",
+            name,
             ev.cluster,
             ev.node,
             ev.term,
@@ -303,6 +306,7 @@ class Elector:
         self._resign_requested = False
         self._term_reconnects = 0  # lease reconnects within the current term (the first is reported)
         self._confirming = False  # a renewal on a new lease connection is due
+        self._gone: tuple[int, int, float] | None = None  # (term, backend pid, first seen gone) of the holder
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -580,7 +584,7 @@ class Elector:
                     "node": ident.node,
                     "pid": ident.pid,
                     "ttl": self.timings.ttl,
-                    "session_grace": self.timings.session_grace,
+                    "gone_backend": self._gone_backend(now),
                 },
             )
         except RECOVERABLE as exc:
@@ -607,8 +611,10 @@ class Elector:
             )
             return
         self._bid_attempt = 0
-        if row is None:
+        if row is None or not row.get("won", True):
             self._next_bid = now + self.timings.poll_interval * (1.0 + POLL_JITTER * self._rand())
+            if self._watch_gone(row, now):  # bid again as soon as the grace is over
+                self._next_bid = min(self._next_bid, self._gone[2] + self.timings.session_grace)  # type: ignore[index]
             logger.debug(
                 "election denied for cluster %s",
                 self.cluster,
@@ -625,9 +631,30 @@ class Elector:
             if row[key] is not None
         }
         self._term_reconnects = 0
+        self._gone = None
         events.append(self._event("gained", self._term, row["previous_leader_id"], detail, row["elected_at"]))
-        if row["previous_event"] in ("expired", "superseded"):  # the holder did not resign: say so
+        # The holder did not resign: say so (unless it was this process, which has said so itself).
+        if (
+            row["previous_event"] in ("expired", "superseded")
+            and row["previous_leader_id"] != ident.leader_id
+        ):
             events.append(self._peer_lost(row))
+
+    def _watch_gone(self, holder: Mapping[str, Any] | None, now: float) -> bool:
+        """Remember since when the holder's lease session has been gone (to time its grace)."""
+        if holder is None or not holder.get("backend_gone"):
+            self._gone = None
+            return False
+        key = (holder["term"], holder["backend_pid"])
+        if self._gone is None or self._gone[:2] != key:
+            self._gone = (*key, now)
+        return True
+
+    def _gone_backend(self, now: float) -> int | None:
+        """The holder's vanished session, once it has stayed gone for the grace: may be taken over."""
+        if self._gone is not None and now - self._gone[2] >= self.timings.session_grace:
+            return self._gone[1]
+        return None
 
     def _peer_lost(self, row: Mapping[str, Any]) -> LeadershipEvent:
         """The loss of the holder we replaced, as that holder would report it (if it could)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import pickle
 import re
@@ -35,6 +36,7 @@ import multiprocess.connection
 import psycopg
 
 from . import alerts, db, discovery, manifest, processes, queue, reload, schema, worker
+from .backoff import service_backoff
 from .children import KILL_AFTER, SILENT_AFTER, ExitReport, RestartPolicy, WorkerHandle, classify_exit
 from .config import Config
 from .duties import Duties
@@ -48,6 +50,8 @@ RECOVERABLE = db.TRANSIENT  # what a later retry can outlive: back off, never ex
 # What starting a worker raises when the forkserver died under us; the next start replaces it.
 SPAWN_ERRORS = (EOFError, OSError)
 IDLE_WAIT = 5.0
+CALL_TIMEOUT = 2.0  # the parent's own writes (dead workers' jobs): a frozen database must not hold the loop
+FATE_RETRY_CAP = 10.0  # seconds between tries to record a dead worker's jobs while the database is away
 
 
 def sentry_monitors(schedules: Any) -> tuple[tuple[str, str, dict[str, Any]], ...]:
@@ -102,6 +106,10 @@ class Supervisor:
         self.metrics: Any = None  # metrics.Metrics with [metrics] listen set (imported only then)
         self.adopts = False  # a child subreaper: workers become our own children
         self.stray_groups: set[int] = set()  # process groups of dead workers with members to reap
+        # Fates of dead workers' jobs the database could not take yet: retried, never dropped.
+        self._pending_fates: list[tuple[WorkerHandle, ExitReport]] = []
+        self._fates_due = math.inf
+        self._fate_attempts = 0
 
     # --- boot -------------------------------------------------------------------------------
 
@@ -180,7 +188,7 @@ class Supervisor:
         assert self.cfg.database_url
         # bounded: a frozen database must not hold the loop (db.BoundedConnection)
         url, name = self.cfg.database_url, "river-supervisor supervisor"
-        return db.connect(url, application_name=name, connect_timeout=2, call_timeout=10)
+        return db.connect(url, application_name=name, connect_timeout=2, call_timeout=CALL_TIMEOUT)
 
     def _install_signals(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
@@ -218,21 +226,22 @@ class Supervisor:
         self._read_pipes(now)
         self._reap(now)
         self._reap_strays()
+        self._retry_fates(now)
         self._enforce_timeouts(now)
         self._enforce_stop(now)
-        if not self.stopping and self.duties is not None:
-            self.duties.workers_ready = sum(1 for handle in self.workers.values() if handle.ready)
-            self.duties.step(now)
         if self.reload_wanted and not self.stopping:
             self._reload(now)
         if not self.stopping:
-            self._top_up(now)
+            self._top_up(now)  # first: the first spawn starts the forkserver, which may take seconds
+        if not self.stopping and self.duties is not None:
+            self.duties.workers_ready = sum(1 for handle in self.workers.values() if handle.ready)
+            self.duties.step(time.monotonic())  # the time now, after whatever the turn took so far
         if self.metrics is not None:
             self.metrics.update(term=self.duties.term if self.duties else None, workers=len(self.workers))
 
     def _next_deadline(self) -> float:
         now = time.monotonic()
-        deadlines = [now + IDLE_WAIT]
+        deadlines = [now + IDLE_WAIT, self._fates_due]
         for handle in self.workers.values():
             deadlines += [job.deadline for job in handle.held.values() if job.deadline is not None]
             if handle.term_sent_at is not None:
@@ -560,7 +569,27 @@ class Supervisor:
             )
 
     def _record_fate_of_jobs(self, handle: WorkerHandle, report: ExitReport) -> None:
-        """Write into each row what happened to the jobs a dead worker held, at once."""
+        """Write into each row what happened to the jobs a dead worker held, at once; if the database
+        cannot take it now, keep it and retry with backoff (``_retry_fates``): never give it up."""
+        if not self._write_fate(handle, report):
+            self._pending_fates.append((handle, report))
+            self._fates_due = min(self._fates_due, time.monotonic() + service_backoff(1, cap=FATE_RETRY_CAP))
+
+    def _retry_fates(self, now: float) -> None:
+        if not self._pending_fates or now < self._fates_due:
+            return
+        pending, self._pending_fates = self._pending_fates, []
+        for handle, report in pending:
+            if not self._pending_fates and self._write_fate(handle, report, retry=True):
+                continue
+            self._pending_fates.append((handle, report))  # after the first failure, keep the rest
+        if self._pending_fates:
+            self._fate_attempts += 1
+            self._fates_due = now + service_backoff(self._fate_attempts, cap=FATE_RETRY_CAP)
+        else:
+            self._fate_attempts, self._fates_due = 0, math.inf
+
+    def _write_fate(self, handle: WorkerHandle, report: ExitReport, retry: bool = False) -> bool:
         timed_out = [j for j in handle.held.values() if j.job_id in handle.timed_out]
         others = [j.job_id for j in handle.held.values() if j.job_id not in handle.timed_out]
         worker_id = handle.worker_id
@@ -580,7 +609,7 @@ class Supervisor:
                     f"worker {handle.index} (pid {handle.pid}) was stopped",
                 )
             if not others:
-                return
+                return True
             if report.abnormal:
                 # Suspects are the jobs a handler was running at the crash: each uses an attempt
                 # (any of them may have caused it; repeated crashes use up a culprit's attempts).
@@ -595,14 +624,24 @@ class Supervisor:
             # stopped by us (shutdown, or a sibling timed out), or innocent: back to available
             queue.record_outcomes(conn, [queue.Interrupted(job_id=i) for i in others])
         except RECOVERABLE as exc:
-            log.error(
-                "could not record the fate of %d jobs of worker %d: %s; the leader's rescuer will",
-                len(handle.held),
-                handle.index,
-                exc,
-                extra={"event": "worker.fate_unrecorded", "worker": handle.index},
-            )
+            if not retry:
+                log.warning(
+                    "could not record the fate of %d jobs of worker %d yet: %s; retrying until it answers",
+                    len(handle.held),
+                    handle.index,
+                    db.first_line(exc),
+                    extra={"event": "worker.fate_unrecorded", "worker": handle.index},
+                )
             self._drop_connection()
+            return False
+        if retry:
+            log.info(
+                "recorded the fate of the jobs of worker %d (pid %s)",
+                handle.index,
+                handle.pid,
+                extra={"event": "worker.fate_recorded", "worker": handle.index},
+            )
+        return True
 
     def _enforce_timeouts(self, now: float) -> None:
         for handle in self.workers.values():
@@ -675,6 +714,8 @@ class Supervisor:
             if handle.pid is not None:
                 processes.reap(handle.pid)
             self._record_fate_of_jobs(handle, ExitReport("stopped: supervisor exiting", False, False, "INFO"))
+        self._fates_due = -math.inf  # a last try for what the database could not take before
+        self._retry_fates(time.monotonic())
         self.workers.clear()
         if self.duties is not None:
             self.duties.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import psycopg
@@ -29,10 +30,12 @@ INSERT_NODE = (
 )
 
 
-def _step_in_thread(elector: Elector) -> tuple[threading.Thread, list[LeadershipEvent]]:
-    """Run one (blocking) step elsewhere, so the test can watch it wait on a lock."""
+def _step_in_thread(elector: Elector, now: bool = False) -> tuple[threading.Thread, list[LeadershipEvent]]:
+    """Run one (blocking) step elsewhere, so the test can watch it wait on a lock (``now``: at the
+    present moment, not at the elector's next deadline)."""
     out: list[LeadershipEvent] = []
-    thread = threading.Thread(target=lambda: out.extend(step_due(elector)), daemon=True)
+    step = elector.step if now else lambda: step_due(elector)
+    thread = threading.Thread(target=lambda: out.extend(step()), daemon=True)
     thread.start()
     return thread, out
 
@@ -86,10 +89,12 @@ def test_takeover_waits_for_a_fenced_transaction_then_wins_a_higher_term(
     held = leader.term
     assert held is not None
 
-    kill_lease_backend(db)  # the holder's lease connection is gone and, past the grace to reconnect,
-    db.execute("update river_supervisor_leader set renewed_at = now() - interval '1 minute'")
+    kill_lease_backend(db)  # the holder's lease connection is gone and, once the follower has seen
+    assert kinds(step_due(follower)) == []  # it gone for the grace a live leader has to reconnect,
+    wait_until(lambda: follower._gone_backend(time.monotonic()), describe="the grace to pass")
+    follower._next_bid = 0.0  # bid now (its next deadline may be before the grace ends)
     with fenced_transaction(service, held, "periodic"):  # a takeover is allowed...
-        thread, events = _step_in_thread(follower)
+        thread, events = _step_in_thread(follower, now=True)
         wait_until(lambda: _waiting_on_lock(db, follower), describe="the takeover to wait on the lease row")
         assert thread.is_alive() and events == []  # ...but waits while the leader's write is in flight
     thread.join(timeout=10)

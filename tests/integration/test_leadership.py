@@ -104,7 +104,7 @@ def test_killed_lease_backend_lets_a_follower_take_over_before_expiry(
     assert gained[0].detail["previous_reason"] == "backend_gone"
     lost = gained[1]  # the successor reports the loss of the holder it replaced
     assert (lost.node, lost.term, lost.detail["reason"]) == ("a", old.term, "session_gone")
-    assert lost.detail["leaderless_seconds"] >= follower.timings.session_grace
+    assert lost.detail["leaderless_seconds"] > 0
     taken = lease_row(db)
     assert taken is not None and taken["elected_at"] < row["expires_at"]  # before the old lease ran out
 

@@ -31,11 +31,12 @@ SELECT current_schema() AS schema, pg_backend_pid() AS backend_pid;
 
 -- name: leader_campaign
 -- One bid for the lease, in one statement. Wins when no row exists (insert), or takes over a row
--- whose lease expired by the database clock, whose holder's lease connection (backend_pid) no
--- longer exists and who has not renewed for session_grace seconds (a crashed leader, detected long
--- before its lease runs out; a leader whose session was killed reconnects and renews within the
--- grace; a paused leader keeps its connection and is only replaced on expiry), or which is this
--- process's own stale term.
+-- whose lease expired by the database clock, whose holder's lease connection (backend_pid) is the
+-- one this bidder already saw gone a grace ago (gone_backend: a crashed leader, detected long
+-- before its lease runs out; a leader whose session was killed reconnects within the grace and
+-- renews, which records its new backend; a paused leader keeps its connection and is only replaced
+-- on expiry), or which is this process's own stale term. A losing bid returns the holder
+-- (won = false) and whether its lease session is gone, so the bidder can time that grace.
 -- A new term is drawn from the sequence only for a winning row (a lost insert race may burn one:
 -- terms only grow, they may skip). The takeover UPDATE locks the row, so it waits for fenced
 -- transactions holding it FOR SHARE; `l.term = cur.term` makes it replace exactly the row it read
@@ -43,7 +44,8 @@ SELECT current_schema() AS schema, pg_backend_pid() AS backend_pid;
 -- History: the previous holder's end (expired; superseded when its backend vanished; lost when it
 -- was our own term, already given up locally) and our gain, in the same statement.
 WITH cur AS (
-    SELECT cluster, leader_id, node, term, renewed_at, expires_at <= now() AS expired
+    SELECT cluster, leader_id, node, term, renewed_at, backend_pid, expires_at <= now() AS expired,
+           NOT EXISTS (SELECT FROM pg_stat_get_activity(backend_pid)) AS backend_gone
       FROM river_supervisor_leader
      WHERE cluster = %(cluster)s
 ),
@@ -62,8 +64,8 @@ taken AS (
        AND l.term = cur.term
        AND (l.expires_at <= now()
             OR l.leader_id = %(leader_id)s
-            OR (NOT EXISTS (SELECT FROM pg_stat_get_activity(l.backend_pid))
-                AND l.renewed_at < now() - make_interval(secs => %(session_grace)s)))
+            OR (l.backend_pid = %(gone_backend)s
+                AND NOT EXISTS (SELECT FROM pg_stat_get_activity(l.backend_pid))))
  RETURNING l.cluster, l.leader_id, l.node, l.term, l.elected_at, l.expires_at,
            cur.leader_id AS previous_leader_id, cur.node AS previous_node, cur.term AS previous_term,
            cur.renewed_at AS previous_renewed_at,
@@ -103,9 +105,15 @@ history AS (
            elected_at
       FROM won
 )
-SELECT cluster, leader_id, node, term, elected_at, expires_at,
-       previous_leader_id, previous_node, previous_term, previous_renewed_at, previous_event, previous_reason
-  FROM won;
+SELECT true AS won, cluster, leader_id, node, term, elected_at, expires_at,
+       previous_leader_id, previous_node, previous_term, previous_renewed_at, previous_event, previous_reason,
+       NULL::int AS backend_pid, NULL::bool AS backend_gone
+  FROM won
+UNION ALL
+SELECT false, cluster, leader_id, node, term, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       backend_pid, backend_gone
+  FROM cur
+ WHERE NOT EXISTS (SELECT FROM won);
 
 -- name: leader_renew
 -- Extend this term's lease, only while it is still ours and unexpired (database clock). No row:
