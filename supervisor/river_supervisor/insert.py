@@ -21,6 +21,7 @@ from . import db
 from .errors import InvalidJob
 from .job_options import KIND_RULE, QUEUE_NAME_RULE, is_valid_kind, is_valid_queue_name
 from .job_row import JobRow, run_all, schema_guard
+from .storable import unstorable_in
 from .unique import UniqueOpts, unique_key
 
 # River's tag pattern (Go's \w is ASCII): no commas. Kinds and queues: ``job_options``.
@@ -107,9 +108,12 @@ def _dump(value: Mapping[str, Any], name: str) -> str:
     if not value:
         return "{}"
     try:
-        return _JSON.encode(value)
+        text = _JSON.encode(value)
     except (TypeError, ValueError) as exc:
         raise InvalidJob(f"{name}: not JSON-serialisable: {exc}") from exc
+    if where := unstorable_in(value, text, name):
+        raise InvalidJob(f"{where}: holds a NUL character or a lone surrogate, which PostgreSQL cannot store")
+    return text
 
 
 def insert(conn: psycopg.Connection[Any], spec: JobSpec) -> InsertResult:

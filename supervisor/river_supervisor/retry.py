@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from typing import Any
 import psycopg
 
 from . import db
+from .storable import storable, storable_json
 
 # River's scheduler interval: a job due within this many seconds goes straight to 'available'.
 SCHEDULER_INTERVAL = 5.0
@@ -124,38 +124,6 @@ def format_time(moment: datetime) -> str:
     if moment.microsecond:
         text += f".{moment.microsecond:06d}".rstrip("0")
     return text + "Z"
-
-
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # in a str, any surrogate is a lone one
-# The same characters as JSON escapes (json.dumps writes ASCII): jsonb refuses them too.
-_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
-REPLACEMENT = "\ufffd"
-
-
-def storable(text: str) -> str:
-    """``text`` with NUL bytes and lone surrogates replaced by U+FFFD: what PostgreSQL can store."""
-    return _UNSTORABLE.sub(REPLACEMENT, text) if _UNSTORABLE.search(text) else text
-
-
-def _storable_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return storable(value)
-    if isinstance(value, list):
-        return [_storable_value(v) for v in value]
-    if isinstance(value, dict):
-        return {storable(str(k)): _storable_value(v) for k, v in value.items()}
-    return value
-
-
-def storable_json(text: str) -> str:
-    """JSON text whose strings hold no NUL and no lone surrogate (jsonb refuses both, even escaped)."""
-    if not _UNSTORABLE.search(text) and not _UNSTORABLE_ESCAPE.search(text):
-        return text
-    try:
-        value = json.loads(text)
-    except ValueError:  # not JSON after all: store it as a JSON string
-        return json.dumps(storable(text))
-    return json.dumps(_storable_value(value), separators=(",", ":"))
 
 
 def attempt_error(at: datetime, attempt: int, error: str, trace: str | None) -> dict[str, Any]:

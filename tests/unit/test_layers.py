@@ -40,6 +40,7 @@ LAYERS: dict[int, set[str]] = {
         "logs",
         "job_stats",
         "processes",  # OS process primitives for the parent and its workers (prctl, pidfd, groups)
+        "storable",  # what PostgreSQL can store: outcomes' texts made so, args refused otherwise
     },
     # (2) one database seam and the queue core; ``discovery`` adds stevedore, ``testing`` runs handlers inline
     2: {

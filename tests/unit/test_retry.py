@@ -48,3 +48,16 @@ def test_attempt_error_matches_rivers_json() -> None:
 )
 def test_times_are_rfc3339_utc_like_go(moment: datetime, text: str) -> None:
     assert format_time(moment) == text
+
+
+def test_storable_replaces_nul_and_lone_surrogates_and_keeps_pairs() -> None:
+    from river_supervisor.storable import find_unstorable, storable, storable_json
+
+    assert storable("a\x00b\udc80c\U0001f600") == "a\ufffdb\ufffdc\U0001f600"
+    assert json.loads(storable_json(json.dumps({"x": "a\x00\ud800", "ok": "\U0001f600"}))) == {
+        "x": "a\ufffd\ufffd",
+        "ok": "\U0001f600",
+    }
+    assert storable_json('{"a":"\\\\u0000"}') == '{"a":"\\\\u0000"}'  # an escaped backslash, not a NUL
+    assert find_unstorable({"a": [1, {"b": "x\x00"}]}, "args") == "args.a[1].b"
+    assert find_unstorable({"a": "\U0001f600"}, "args") is None
