@@ -59,7 +59,8 @@ EXIT_ORPHANED = 4
 
 HEARTBEAT_INTERVAL = 2.0
 OUTPUT_LIMIT = 1024 * 1024  # a handler's JSON result above this is not kept in the row
-RECONNECT_CAP = 10.0  # a worker retries a lost database at least this often
+RECONNECT_CAP = 5.0  # a worker retries a lost database at least this often (jobs flow 5 s after)
+CALL_TIMEOUT = 10.0  # seconds a fetch may wait for a database that answers nothing (SILENT_AFTER is 30)
 # What a lost or restarting database raises: reconnect with backoff, never exit for it.
 RECOVERABLE = db.TRANSIENT  # what a later retry can outlive: back off, never exit
 EXIT_NOW = signal.SIGUSR1  # the parent's "exit now", and the parent-death signal
@@ -279,17 +280,25 @@ class Worker:
         try:
             # A name of its own: after a crash the parent ends this backend before it looks for the
             # jobs the worker held, so a fetch still in flight cannot commit behind its back.
-            conn = db.connect(self.spec.database_url, application_name=self.spec.backend_name)
+            conn = db.connect(
+                self.spec.database_url,
+                application_name=self.spec.backend_name,
+                call_timeout=CALL_TIMEOUT,  # a frozen database must not silence the heartbeat for long
+            )
             conn.execute("LISTEN " + _quote_channel(conn, queue.TOPIC_INSERT))
             conn.execute("LISTEN " + _quote_channel(conn, queue.TOPIC_CONTROL))
         except RECOVERABLE as exc:
             self._connection_failed(exc)
             return
         self.conn = conn
+
+    def _fetched(self) -> None:
+        """A fetch succeeded: the database is back (a connect alone may meet a read-only one)."""
         if self._connect_attempts:
             log.info(
-                "worker %d reconnected to the database",
+                "worker %d: database back after %d failed attempts",
                 self.spec.index,
+                self._connect_attempts,
                 extra={"event": "worker.reconnected", "worker": self.spec.index},
             )
         self._connect_attempts = 0
@@ -351,6 +360,8 @@ class Worker:
                 try:
                     self._fetch_all()
                     fetch_due = False
+                    if self._connect_attempts:
+                        self._fetched()
                 except RECOVERABLE as exc:
                     self._connection_failed(exc)
             if self.stopping and self._idle():
