@@ -167,7 +167,9 @@ class Duties:
         self.resign()
         self.elector.stop()
         try:
-            nodes.mark_stopped(self._db(), self.identity, self.cfg.cluster)
+            conn = self._db()
+            self._bound_calls(conn, time.monotonic())  # not the leftover of a term's last moments
+            nodes.mark_stopped(conn, self.identity, self.cfg.cluster)
         except RECOVERABLE as exc:
             log.warning("could not mark this node stopped: %s", exc, extra={"event": "node.stop_failed"})
         self._drop_connection()
