@@ -43,6 +43,19 @@ CheckInStatus = Literal["in_progress", "ok", "error"]
 
 DEFAULT_FLUSH_TIMEOUT = 2.0
 _FINGERPRINT_ROOT = "river-supervisor"
+# sentry-sdk 3 renamed two things we rely on, and refuses or misreads the 2.x spelling:
+# - frames' local variables are never sent (a handler's locals hold job args): 2.x
+#   ``include_local_variables``, 3.x ``data_collection["stack_frame_variables"]``;
+# - log records become breadcrumbs only, never Sentry Logs (a log line may name a URL or a job):
+#   2.x ``LoggingIntegration(level=...)`` is the breadcrumb level, in 3.x ``level`` turns on Sentry
+#   Logs and ``breadcrumb_level`` is the breadcrumb level.
+_SDK_MAJOR = int(sentry_sdk.VERSION.split(".")[0])
+if _SDK_MAJOR < 3:
+    _NO_FRAME_LOCALS: dict[str, Any] = {"include_local_variables": False}
+    _LOGS_AS_BREADCRUMBS: dict[str, Any] = {"level": logging.INFO, "event_level": None}
+else:
+    _NO_FRAME_LOCALS = {"data_collection": {"stack_frame_variables": False, "user_info": False}}
+    _LOGS_AS_BREADCRUMBS = {"level": None, "event_level": None, "breadcrumb_level": logging.INFO}
 _WARNING_KINDS = frozenset({"lost", "expired", "superseded"})
 _LEADERSHIP_KINDS = frozenset({"gained", "resigned"}) | _WARNING_KINDS
 
@@ -146,14 +159,14 @@ def init(
             # (argv may carry a database URL). Logs become breadcrumbs, never events.
             default_integrations=False,
             integrations=[
-                LoggingIntegration(level=logging.INFO, event_level=None),
+                LoggingIntegration(**_LOGS_AS_BREADCRUMBS),
                 DedupeIntegration(),
                 ExcepthookIntegration(),
                 ModulesIntegration(),
                 AtexitIntegration(callback=_quiet_atexit),
             ],
             auto_session_tracking=False,
-            include_local_variables=False,  # a handler's locals hold job args
+            **_NO_FRAME_LOCALS,
             before_send=_before_send,
             before_breadcrumb=_before_breadcrumb,
             shutdown_timeout=DEFAULT_FLUSH_TIMEOUT,
