@@ -46,7 +46,9 @@ def _scratch(url: str) -> tuple[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "postgresql://127.0.0.1/postgres"))
+    parser.add_argument(
+        "--database-url", default=os.environ.get("DATABASE_URL", "postgresql://127.0.0.1/postgres")
+    )
     parser.add_argument("--jobs", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--in-place", action="store_true", help="use the given database as is")

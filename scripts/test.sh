@@ -4,5 +4,6 @@
 # Tests that restart or freeze a server start a private cluster of their own (tests/harness).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m ruff check supervisor tests plugins examples
+python -m ruff check supervisor tests plugins examples scripts
+python -m ruff format --check supervisor tests plugins examples scripts
 python -m pytest "$@"

@@ -407,7 +407,7 @@ def display_schedule(text: str) -> str:
     ``0 3 * * * (UTC)``; anything else unchanged."""
     if text.startswith("every:"):
         try:
-            return f"every {format_duration(float(text[len('every:'):]))}"
+            return f"every {format_duration(float(text[len('every:') :]))}"
         except ValueError:
             return text
     if text.startswith("cron:"):

@@ -100,9 +100,7 @@ def _list(conn: Any, args: argparse.Namespace) -> int:
         raise UsageError(f"--limit: expected an integer >= 1, got {args.limit}")
     filters = {"states": args.state, "kinds": args.kind, "queues": args.queue}
     bounds = {"after_id": args.after, "before_id": args.before}
-    jobs = queue.list_jobs(
-        conn, **filters, **bounds, limit=args.limit, newest_first=not args.oldest_first
-    )
+    jobs = queue.list_jobs(conn, **filters, **bounds, limit=args.limit, newest_first=not args.oldest_first)
     more = 0
     if len(jobs) == args.limit:  # the page is full: say how many more match beyond its last id
         rest = {**bounds, ("after_id" if args.oldest_first else "before_id"): jobs[-1].id}
