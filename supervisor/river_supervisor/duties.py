@@ -92,6 +92,7 @@ class Duties:
         self._registered = False
         self._heartbeat_failures = 0
         self.workers_ready = 0  # the supervisor's count each turn; published with the heartbeat
+        self.workers_down: dict[int, str] = {}  # slots whose breaker is open: published likewise
 
     def _build_services(self, cfg: Config, local: Any) -> list[LeaderService]:
         # A host is gone when its node row is older than the lease ttl, and never before three
@@ -309,7 +310,9 @@ class Duties:
             conn = self._db()
             self._bound_calls(conn, time.monotonic())
             workers = (self.workers_ready, self.cfg.processes)
-            if not self._registered or not nodes.heartbeat(conn, self.identity, self.cfg.cluster, workers):
+            if not self._registered or not nodes.heartbeat(
+                conn, self.identity, self.cfg.cluster, workers, self.workers_down
+            ):
                 self._register()
             elif now >= self._next_queue_report:
                 self._report_queues(self._db())

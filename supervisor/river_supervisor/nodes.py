@@ -40,6 +40,7 @@ class NodeRow:
     serves: Mapping[str, Any]  # {"queues": [...], "kinds": [...]}; {} from a process that did not say
     workers: int | None  # worker processes ready at the last heartbeat (None: not said)
     workers_expected: int | None  # how many it runs when whole
+    workers_down: Mapping[str, str] | None  # slot -> why it cannot start (its breaker is open)
 
 
 def _key(identity: NodeIdentity, cluster: str) -> dict[str, Any]:
@@ -84,11 +85,13 @@ def heartbeat(
     identity: NodeIdentity,
     cluster: str,
     workers: tuple[int, int] | None = None,
+    workers_down: Mapping[int, str] | None = None,
 ) -> bool:
-    """Refresh ``last_seen`` and, if given, ``(workers ready, workers expected)``; ``False`` if the
-    row is missing (register again)."""
+    """Refresh ``last_seen`` and, if given, ``(workers ready, workers expected)`` and the slots that
+    cannot start (``{slot: why}``); ``False`` if the row is missing (register again)."""
     ready, expected = workers if workers is not None else (None, None)
-    params = {**_key(identity, cluster), "workers": ready, "workers_expected": expected}
+    down = None if workers_down is None else Jsonb({str(slot): why for slot, why in workers_down.items()})
+    params = {**_key(identity, cluster), "workers": ready, "workers_expected": expected, "workers_down": down}
     return db.fetch_one(conn, "node_heartbeat", params) is not None
 
 

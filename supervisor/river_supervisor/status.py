@@ -109,6 +109,7 @@ def cluster_status(
             "drift": labels[row.node_id] in drifting,
             "leader": row.node_id == leader_id,
             "same_as_this_host": row.fingerprint == local.digest,
+            "workers": _workers(row),
         }
         for row in live
     ]
@@ -163,6 +164,12 @@ def cluster_status(
             "problems": list(local.schedules.problems),
         },
     }
+
+
+def _workers(row: nodes.NodeRow) -> dict[str, Any]:
+    """Worker processes ready and expected, and the slots that cannot start (breaker open)."""
+    down = [{"slot": int(slot), "reason": why} for slot, why in sorted((row.workers_down or {}).items())]
+    return {"ready": row.workers, "expected": row.workers_expected, "down": down}
 
 
 def _leader(lease: Mapping[str, Any]) -> dict[str, Any]:

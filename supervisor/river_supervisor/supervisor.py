@@ -235,6 +235,7 @@ class Supervisor:
             self._top_up(now)  # first: the first spawn starts the forkserver, which may take seconds
         if not self.stopping and self.duties is not None:
             self.duties.workers_ready = sum(1 for handle in self.workers.values() if handle.ready)
+            self.duties.workers_down = dict(self.restarts.open_breakers)
             self.duties.step(time.monotonic())  # the time now, after whatever the turn took so far
         if self.metrics is not None:
             self.metrics.update(term=self.duties.term if self.duties else None, workers=len(self.workers))

@@ -7,15 +7,21 @@ prints its figures (this machine: 2 cores shared with other test runs, so they v
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
 import signal
 import time
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from river_supervisor import children
 
 from tests.harness.jobs import insert_jobs, states
+from tests.harness.sentry_ingest import Item, SentryIngest
 from tests.harness.supervisors import SupervisorFactory, SupervisorProcess
 from tests.harness.wait import wait_until
 
@@ -134,4 +140,86 @@ def test_forkserver_and_resource_tracker_deaths_cost_no_worker_and_no_job(
         f"\nhelpers: {helper_kills} forkserver/resource-tracker kills with no worker lost; "
         f"then {mixed} kills of workers and helpers: {started} worker starts, {spawn_failures} starts "
         f"refused by a dying forkserver and retried; {jobs} jobs completed, supervisor up"
+    )
+
+
+CRASHING_PLUGIN = "import ctypes\n\nctypes.string_at(0)  # SIGSEGV at import, as a broken C extension would\n"
+
+
+def _install_crashing_plugin(site: Path) -> None:
+    """A plugin distribution whose import kills the interpreter, dropped where the workers look."""
+    (site / "rs_crashing.py").write_text(CRASHING_PLUGIN)
+    dist = site / "rs_crashing-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: rs-crashing\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[river_supervisor.plugins]\ncrashing = rs_crashing:plugin\n")
+
+
+def _breaker_alert(item: Item) -> bool:
+    return "its breaker is open" in (item.message or "")
+
+
+def test_a_worker_that_cannot_boot_trips_its_breaker_shows_it_and_is_retried_by_itself(
+    supervisors: SupervisorFactory, db: psycopg.Connection, tmp_path: Path, sentry_ingest: SentryIngest
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    sup = supervisors.start(
+        processes=PROCESSES,
+        env={"PYTHONPATH": path},
+        queues={"default": {"concurrency": 5}},
+        plugins={"enabled": ["testjobs", "crashing"]},  # enabled before it is installed
+        sentry={"dsn": sentry_ingest.dsn},
+    )
+    wait_until(lambda: sup.cli("health").returncode == 0, 30, "every worker ready", context=sup.log_tail)
+    # A deploy drops a broken plugin beside the running host: the next worker to start imports it.
+    _install_crashing_plugin(site)
+    installed_at = time.monotonic()
+    os.kill(sup.workers()[0], signal.SIGKILL)
+    tripped = sup.wait_for_event("worker.breaker_open", 60)
+    tripped_after = time.monotonic() - installed_at
+
+    # The host keeps working on its other worker, and says what is wrong where operators look (from
+    # an environment without the broken plugin: any process of this one that imports it crashes).
+    elsewhere = {k: v for k, v in sup.env.items() if k != "PYTHONPATH"}
+    ids = insert_jobs(db, "test.noop", 50)
+    wait_until(
+        lambda: states(db, ids) == {"completed": 50},
+        30,
+        "jobs done by the healthy worker",
+        context=lambda: f"{states(db, ids)}\n{sup.log_tail(60)}",
+    )
+
+    def workers_shown() -> dict[str, Any]:
+        [node] = json.loads(sup.cli("status", "--json", env=elsewhere).stdout)["nodes"]
+        return node["workers"]
+
+    shown = wait_until(
+        lambda: workers_shown()["down"] and workers_shown(), 15, "status showing the slot down"
+    )
+    assert shown["ready"] == PROCESSES - 1 and shown["expected"] == PROCESSES, shown
+    [down] = shown["down"]
+    assert down["slot"] == tripped["worker"] and "SIGSEGV" in down["reason"], down
+    text = sup.cli("status", env=elsewhere).stdout
+    assert f"worker {down['slot']} cannot start, its breaker is open" in text, text
+    health = sup.cli("health", env=elsewhere)
+    assert health.returncode != 0 and "breaker is open" in health.stdout, health.stdout
+    [alert] = sentry_ingest.wait_for_items("event", tag=("node", "node-1"), where=_breaker_alert)
+    assert alert.level == "error" and "SIGSEGV" in (alert.message or ""), alert.summary()
+
+    # The plugin is removed: the supervisor retries the slot by itself and the host is whole again.
+    shutil.rmtree(site)
+    site.mkdir()
+    removed_at = time.monotonic()
+    sup.wait_for_event("worker.breaker_closed", children.BREAKER_RETRY + 30)
+    _full_strength(sup)
+    wait_until(lambda: workers_shown()["down"] == [], 15, "status without a worker down")
+    assert sup.cli("health").returncode == 0
+    _no_traceback(sup)
+    print(
+        f"\nbreaker: a worker that cannot boot tripped it {tripped_after:.1f}s after the broken plugin was"
+        f" installed ({children.BOOT_FAILURES_TO_TRIP} boot failures); 50 jobs ran on the other worker"
+        f" meanwhile; the slot came back {time.monotonic() - removed_at:.1f}s after the plugin was removed"
+        f" (retried every {children.BREAKER_RETRY:g}s)"
     )

@@ -128,6 +128,18 @@ class SupervisorProcess:
         assert self.proc is not None
         return self.proc.pid
 
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``river-supervisor ARGS --config`` this supervisor's file, in its environment."""
+        return subprocess.run(
+            [sys.executable, "-m", "river_supervisor", *args, "--config", str(self.config_path)],
+            env=self.env if env is None else env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
     def signal(self, sig: int) -> None:
         os.kill(self.pid, sig)
 
@@ -206,14 +218,22 @@ class SupervisorProcess:
         return _process_group_members(self.pid)
 
     def kill_group(self) -> None:
-        """SIGKILL every process of the session (frozen first, so none can react to the others)."""
-        members = self.group()
-        for pid in members:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGSTOP)
-        for pid in members:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        """SIGKILL every process of the session at once, as a power loss would: none may react.
+
+        All are frozen first, and the workers die before the supervisor: were the supervisor killed
+        first, the kernel would send SIGCONT to its stopped workers (their process groups are
+        orphaned then), and on a loaded machine they could act on their parent's death (put their
+        jobs back) before this process got the CPU again to kill them.
+        """
+        deadline = time.monotonic() + 10
+        while (members := self.group()) and time.monotonic() < deadline:
+            for pid in members:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+            for pid in sorted(members, key=lambda pid: pid == self.pid):  # the supervisor last
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.01)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
         if self.proc is not None:

@@ -145,6 +145,7 @@ def test_status_rendering_has_aligned_sections() -> None:
                 "fingerprint": "a" * 64,
                 "drift": False,
                 "leader": True,
+                "workers": {"ready": 4, "expected": 4, "down": []},
             },
             {
                 "node": "web-2",
@@ -154,6 +155,7 @@ def test_status_rendering_has_aligned_sections() -> None:
                 "fingerprint": "b" * 64,
                 "drift": True,
                 "leader": False,
+                "workers": {"ready": 1, "expected": 2, "down": [{"slot": 1, "reason": "killed by SIGSEGV"}]},
             },
         ],
         "drift": {
@@ -189,6 +191,11 @@ def test_status_rendering_has_aligned_sections() -> None:
     header = next(line for line in lines if line.startswith("  NODE"))
     web2 = next(line for line in lines if line.startswith("  web-2 "))
     assert web2.index("2000") == header.index("PID") and web2.index("DRIFT") == header.index("DRIFT")
+    assert web2.index("1/2") == header.index("WORKERS")
+    assert (
+        "  web-2 (pid 2000): worker 1 cannot start, its breaker is open"
+        " (the supervisor retries it every 60s): killed by SIGSEGV"
+    ) in lines
     assert "    web-2: schedule added x" in lines
     old = next(line for line in lines if line.startswith("  old "))
     assert old.rstrip().endswith("ORPHANED")

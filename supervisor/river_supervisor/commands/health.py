@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             "last_seen": status.iso(row.last_seen),
             "workers": row.workers,
             "workers_expected": row.workers_expected,
+            "workers_down": dict(row.workers_down or {}),
         }
         for row in live
     ]
@@ -69,6 +70,10 @@ def problems(cluster: str, node: str, supervisors: list[dict[str, Any]]) -> list
             found.append(f"supervisor pid {sup['pid']}: starting (workers not reported yet)")
         elif ready < expected:
             found.append(f"supervisor pid {sup['pid']}: {ready} of {expected} worker processes ready")
+        found += [
+            f"supervisor pid {sup['pid']}: worker {slot} cannot start, its breaker is open: {why}"
+            for slot, why in sorted((sup.get("workers_down") or {}).items())
+        ]
     return found
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ..children import BREAKER_RETRY
 from ..errors import UsageError
 from ..queue import JOB_STATES
 from ..schedules import display_schedule
@@ -102,14 +103,17 @@ def render(doc: dict[str, Any]) -> str:
 
     out += ["", "Nodes"]
     if doc["nodes"]:
-        rows = [("NODE", "PID", "STARTED", "LAST SEEN", "FINGERPRINT", "DRIFT")]
+        rows = [("NODE", "PID", "WORKERS", "STARTED", "LAST SEEN", "FINGERPRINT", "DRIFT")]
         for node in doc["nodes"]:
             name = node["node"] + (" (leader)" if node.get("leader") else "")
             drift = "DRIFT" if node["drift"] else "-"
+            workers = node["workers"]
+            counts = "?" if workers["ready"] is None else f"{workers['ready']}/{workers['expected']}"
             rows.append(
                 (
                     name,
                     str(node["pid"]),
+                    counts,
                     _t(node["started_at"]),
                     _t(node["last_seen"]),
                     node["fingerprint"][:12],
@@ -117,6 +121,12 @@ def render(doc: dict[str, Any]) -> str:
                 )
             )
         out += _table(rows)
+        out += [
+            f"  {node['node']} (pid {node['pid']}): worker {down['slot']} cannot start, its breaker is open"
+            f" (the supervisor retries it every {BREAKER_RETRY:g}s): {down['reason']}"
+            for node in doc["nodes"]
+            for down in node["workers"]["down"]
+        ]
     else:
         out.append("  none live")
 

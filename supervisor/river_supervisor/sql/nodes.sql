@@ -23,12 +23,13 @@ ON CONFLICT (cluster, node_id) DO UPDATE
 RETURNING node_id;
 
 -- name: node_heartbeat
--- Cheap liveness: one row; with the worker processes ready now and expected (NULL keeps the last).
--- No row: we were never registered (or were deleted).
+-- Cheap liveness: one row; with the worker processes ready now and expected, and the slots whose
+-- breaker is open (NULL keeps the last). No row: we were never registered (or were deleted).
 UPDATE river_supervisor_node
    SET last_seen = now(),
        workers = coalesce(%(workers)s, workers),
-       workers_expected = coalesce(%(workers_expected)s, workers_expected)
+       workers_expected = coalesce(%(workers_expected)s, workers_expected),
+       workers_down = coalesce(%(workers_down)s, workers_down)
  WHERE cluster = %(cluster)s
    AND node_id = %(node_id)s
 RETURNING node_id;
@@ -45,7 +46,7 @@ RETURNING node_id;
 -- name: node_list_live
 -- Running nodes: not stopped and heard from within stale_after seconds (database clock).
 SELECT cluster, node_id, node, pid, boot_id, backend_pid, started_at, last_seen, stopped_at,
-       fingerprint, manifest, drift, serves, workers, workers_expected
+       fingerprint, manifest, drift, serves, workers, workers_expected, workers_down
   FROM river_supervisor_node
  WHERE cluster = %(cluster)s
    AND stopped_at IS NULL
