@@ -82,6 +82,10 @@ class Duties:
             cfg.leadership, cluster=cfg.cluster, identity=identity, conninfo=cfg.database_url
         )
         self._periodic_observer = periodic_observer
+        # Monotonic: since when this host's database writes (heartbeats, leader services) have gone
+        # through; None after a transient failure, until the next heartbeat goes through. The host
+        # rescuer judges other hosts' silence only after this long (``writable_for``).
+        self._writable_since: float | None = None
         self._services = [_ServiceState(s) for s in self._build_services(cfg, local)]
         # After a reload: the moment the new schedules take over (see ``reload``), used by their
         # first ``on_gained`` so that no slot falls between the old schedules and the new ones.
@@ -99,7 +103,9 @@ class Duties:
         # heartbeats were missed (nodes.STALE_AFTER): its jobs are back within ttl + a tick.
         dead_after = max(cfg.leadership.ttl, nodes.STALE_AFTER)
         services: list[LeaderService] = [
-            *maintenance_services(cfg.maintenance, cluster=cfg.cluster, dead_after=dead_after)
+            *maintenance_services(
+                cfg.maintenance, cluster=cfg.cluster, dead_after=dead_after, writable_for=self.writable_for
+            )
         ]
         services.append(
             PeriodicEnqueuer(
@@ -155,6 +161,7 @@ class Duties:
         try:
             self._register()
         except RECOVERABLE as exc:  # the next heartbeat registers again
+            self._writable_since = None
             self._registered = False
             log.warning("could not republish this node: %s", exc, extra={"event": "node.register_failed"})
             self._drop_connection()
@@ -187,6 +194,12 @@ class Duties:
     @property
     def term(self) -> Term | None:
         return self.elector.term
+
+    def writable_for(self) -> float:
+        """Seconds since this host's database writes went through again (0 while they fail)."""
+        if self._writable_since is None:
+            return 0.0
+        return time.monotonic() - self._writable_since
 
     def next_deadline(self) -> float:
         deadlines = [self.elector.next_deadline(), self._next_heartbeat]
@@ -252,6 +265,8 @@ class Duties:
                 self._service_failed(state, now, exc)
 
     def _service_failed(self, state: _ServiceState, now: float, exc: BaseException) -> None:
+        if isinstance(exc, RECOVERABLE):
+            self._writable_since = None
         state.failures += 1
         delay = service_backoff(state.failures)
         state.due = now + delay
@@ -297,6 +312,8 @@ class Duties:
         self._report_queues(conn)
         self._registered = True
         self._next_heartbeat = time.monotonic() + nodes.HEARTBEAT_INTERVAL
+        if self._writable_since is None:
+            self._writable_since = time.monotonic()
 
     def _report_queues(self, conn: psycopg.Connection[Any]) -> None:
         """River's queue status report: our queues' rows exist and are fresh (never un-paused)."""
@@ -318,7 +335,10 @@ class Duties:
                 self._report_queues(self._db())
             self._heartbeat_failures = 0
             self._next_heartbeat = now + nodes.HEARTBEAT_INTERVAL
+            if self._writable_since is None:
+                self._writable_since = now
         except RECOVERABLE as exc:
+            self._writable_since = None
             self._heartbeat_failures += 1
             self._registered = False
             self._next_heartbeat = now + service_backoff(

@@ -10,6 +10,8 @@ term anyway (``errors.NotLeader``).
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -82,19 +84,32 @@ class DeadHostRescuer(_Service):
     and every job its workers held is retried per policy (an attempt is used: any of them may have
     brought the host down). A host only cut off from the database for that long may still be
     running them: at-least-once, as with River's rescuer.
+
+    Silence counts only while the database takes heartbeats. After a read-only spell, a restart or
+    a freeze, every row is stale, and a new leader would take every live host for dead and run its
+    jobs twice (their outcomes still waiting in the hosts' completers). So silence is judged only
+    once this host's own writes have gone through for ``dead_after`` (``writable_for``, seconds):
+    every live host has had that long to be heard again. A host marked stopped counts at once.
     """
 
     name = "host_rescuer"
     interval = 2.0
     batch = 1_000
 
-    def __init__(self, cluster: str, dead_after: float) -> None:
+    def __init__(
+        self, cluster: str, dead_after: float, writable_for: Callable[[], float] = lambda: math.inf
+    ) -> None:
         self.cluster = cluster
         self.dead_after = dead_after
+        self.writable_for = writable_for
+        self._holding_back = False
 
     def tick(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> float:
+        judge_silence = self._judge_silence()
         with fenced_transaction(conn, term, self.name):
-            rescued = queue.rescue_from_dead_nodes(conn, self.cluster, self.dead_after, limit=self.batch)
+            rescued = queue.rescue_from_dead_nodes(
+                conn, self.cluster, self.dead_after, limit=self.batch, judge_silence=judge_silence
+            )
         if rescued:
             log.warning(
                 "rescued %d jobs of hosts not heard from for over %.0fs",
@@ -103,6 +118,23 @@ class DeadHostRescuer(_Service):
                 extra={"event": "maintenance.host_rescued", "count": len(rescued), "job_ids": rescued[:20]},
             )
         return 0.0 if len(rescued) >= self.batch else self.interval
+
+    def on_lost(self) -> None:
+        self._holding_back = False
+
+    def _judge_silence(self) -> bool:
+        writable_for = self.writable_for()
+        judge = writable_for >= self.dead_after
+        if not judge and not self._holding_back:  # DEBUG: every start holds back too (nothing known yet)
+            log.debug(
+                "host rescuer: this host's database writes have gone through for only %.0fs; a host "
+                "not heard from is taken for dead only after %.0fs of a database taking writes",
+                writable_for,
+                self.dead_after,
+                extra={"event": "maintenance.host_rescue_held", "writable_for": round(writable_for, 1)},
+            )
+        self._holding_back = not judge
+        return judge
 
 
 class JobCleaner(_Service):
@@ -154,11 +186,17 @@ class QueueCleaner(_Service):
         return 0.0 if len(deleted) >= self.batch else self.interval
 
 
-def services(cfg: MaintenanceConfig, *, cluster: str = "default", dead_after: float = 15.0) -> list[_Service]:
+def services(
+    cfg: MaintenanceConfig,
+    *,
+    cluster: str = "default",
+    dead_after: float = 15.0,
+    writable_for: Callable[[], float] = lambda: math.inf,
+) -> list[_Service]:
     return [
         JobScheduler(),
         JobRescuer(cfg),
-        DeadHostRescuer(cluster, dead_after),
+        DeadHostRescuer(cluster, dead_after, writable_for),
         JobCleaner(cfg),
         QueueCleaner(),
     ]

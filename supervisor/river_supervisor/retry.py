@@ -248,16 +248,25 @@ def rescue_from_dead_nodes(
     dead_after: float,
     limit: int = 1000,
     now: datetime | None = None,
+    *,
+    judge_silence: bool = True,
 ) -> list[int]:
     """Running jobs held by a node of ``cluster`` that stopped heartbeating ``dead_after`` seconds
-    ago (a host that crashed or lost power): each gets an error naming the host and
-    ``river:rescue_count`` + 1, and is retried per policy or discarded. Returns the ids rescued."""
+    ago (a host that crashed or lost power), or that was marked stopped: each gets an error naming
+    the host and ``river:rescue_count`` + 1, and is retried per policy or discarded. With
+    ``judge_silence`` false only stopped nodes count (the caller cannot tell silence from a database
+    that took nobody's heartbeat). Returns the ids rescued."""
     rescued: list[int] = []
     with conn.transaction():
         rows = db.fetch_all(
             conn,
             "job_select_running_on_dead_nodes",
-            {"cluster": cluster, "dead_after": float(dead_after), "limit": limit},
+            {
+                "cluster": cluster,
+                "dead_after": float(dead_after),
+                "judge_silence": judge_silence,
+                "limit": limit,
+            },
         )
         for (node, last_seen), group in groupby(rows, key=lambda r: (r["node"], r["last_seen"])):
             error = f"host {node} stopped: its supervisor was last heard from at {format_time(last_seen)}"

@@ -52,3 +52,24 @@ def test_another_clusters_dead_host_is_not_ours(db: psycopg.Connection) -> None:
         db, take_lease(db, "node-a", cluster="other"), datetime.now(UTC)
     )
     assert state(db, job) == "running"
+
+
+def test_silence_is_not_judged_until_the_database_has_taken_writes_for_dead_after(
+    db: psycopg.Connection,
+) -> None:
+    """After a database outage every node row is stale: a live host must not be taken for dead."""
+    silent = _node(db, "web-silent", seconds_ago=40)  # as after a 30 s read-only spell
+    stopped = _node(db, "web-stopped", seconds_ago=1, stopped=True)
+    held = insert(db, "running", attempt=1, attempted_by=[f"{silent}/w0.1"])
+    of_stopped = insert(db, "running", attempt=1, attempted_by=[f"{stopped}/w0.1"])
+    writable_for = [3.0]  # this host's writes went through again 3 s ago
+    rescuer = DeadHostRescuer("default", dead_after=15, writable_for=lambda: writable_for[0])
+    term = take_lease(db, "node-a")
+
+    rescuer.tick(db, term, datetime.now(UTC))
+    assert state(db, held) == "running"
+    assert state(db, of_stopped) in {"available", "retryable"}  # a stopped host counts at once
+
+    writable_for[0] = 15.0  # the silent host had dead_after to be heard again, and was not
+    rescuer.tick(db, term, datetime.now(UTC))
+    assert state(db, held) in {"available", "retryable"}

@@ -28,7 +28,9 @@ SELECT count(*) AS sessions
 
 -- name: job_select_running_on_dead_nodes
 -- Leader only: running jobs whose latest attempt belongs to a worker of a node of this cluster
--- that is gone: stopped, or not heard from for dead_after seconds (database clock). Worker ids
+-- that is gone: stopped, or (when judge_silence) not heard from for dead_after seconds (database
+-- clock); the caller judges silence only once the database has taken its own writes for that long,
+-- or a database outage would pass for the death of every host (see DeadHostRescuer). Worker ids
 -- are "<node_id>/w<slot>.<generation>", so the node is the id without that suffix; a job taken by
 -- another client (River's own) matches no node and is left to the stuck-job rescuer. Locks the
 -- job rows; SKIP LOCKED: a row being completed right now is left for the next tick.
@@ -39,7 +41,8 @@ SELECT j.id, j.attempt, j.max_attempts, coalesce(array_length(j.errors, 1), 0) A
     ON n.cluster = %(cluster)s
    AND n.node_id = regexp_replace(j.attempted_by[array_length(j.attempted_by, 1)], '/w[0-9]+[.][0-9]+$', '')
  WHERE j.state = 'running'
-   AND (n.stopped_at IS NOT NULL OR n.last_seen < now() - make_interval(secs => %(dead_after)s))
+   AND (n.stopped_at IS NOT NULL
+        OR (%(judge_silence)s AND n.last_seen < now() - make_interval(secs => %(dead_after)s)))
  ORDER BY n.node, j.id
  LIMIT %(limit)s
    FOR UPDATE OF j SKIP LOCKED;
