@@ -111,8 +111,8 @@ def _dump(value: Mapping[str, Any], name: str) -> str:
         text = _JSON.encode(value)
     except (TypeError, ValueError) as exc:
         raise InvalidJob(f"{name}: not JSON-serialisable: {exc}") from exc
-    if where := unstorable_in(value, text, name):
-        raise InvalidJob(f"{where}: holds a NUL character or a lone surrogate, which PostgreSQL cannot store")
+    if problem := unstorable_in(value, text, name):
+        raise InvalidJob(problem)
     return text
 
 

@@ -50,24 +50,46 @@ def storable_json(text: str) -> str:
     return json.dumps(_storable_value(value), separators=(",", ":"))
 
 
-def find_unstorable(value: Any, path: str) -> str | None:
-    """The path (``args.a[2]``) of the first string or key in ``value`` that PostgreSQL cannot store."""
+def _first_unstorable(value: Any, path: str) -> tuple[str, str] | None:
+    """Where (``a[2].b``; ``a key of a``) the first string or key in ``value`` holds a character
+    PostgreSQL cannot store, and that character; None if there is none."""
     if isinstance(value, str):
-        return path if _UNSTORABLE.search(value) else None
+        found = _UNSTORABLE.search(value)
+        return (path, found.group()) if found else None
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            if found := find_unstorable(item, f"{path}[{index}]"):
-                return found
+            if hit := _first_unstorable(item, f"{path}[{index}]"):
+                return hit
     elif isinstance(value, dict):
         for key, item in value.items():
-            key_path = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key!r}]"
-            if isinstance(key, str) and _UNSTORABLE.search(key):
-                return f"{path} (a key)"
-            if found := find_unstorable(item, key_path):
-                return found
+            if isinstance(key, str) and (found := _UNSTORABLE.search(key)):
+                return (f"a key of {path}" if path else "a key", found.group())
+            key_path = (f"{path}.{key}" if path else key) if isinstance(key, str) else f"{path}[{key!r}]"
+            if hit := _first_unstorable(item, key_path):
+                return hit
     return None
 
 
+def _describe(where: str, char: str) -> str:
+    if char == "\x00":
+        return f"{where}: holds a NUL character (\\u0000), which PostgreSQL cannot store"
+    return f"{where}: holds a lone surrogate (\\u{ord(char):04x}), which is not text"
+
+
+def find_unstorable(value: Any, path: str) -> str | None:
+    """The path (``args.a[2]``) of the first string or key in ``value`` that PostgreSQL cannot store."""
+    hit = _first_unstorable(value, path)
+    return hit[0] if hit else None
+
+
+def unstorable_problem(value: Any, path: str = "") -> str | None:
+    """One line naming where ``value`` holds text PostgreSQL cannot store and what it is
+    (``args.note: holds a NUL character (\\u0000), which PostgreSQL cannot store``); None if nothing.
+    A command line's bytes that are not UTF-8 arrive as lone surrogates, and are named as such."""
+    hit = _first_unstorable(value, path)
+    return _describe(*hit) if hit else None
+
+
 def unstorable_in(value: Any, json_text: str, path: str) -> str | None:
-    """Like ``find_unstorable``, after a cheap look at ``value``'s JSON text (bulk inserts stay fast)."""
-    return find_unstorable(value, path) if _may_hold_unstorable(json_text) else None
+    """Like ``unstorable_problem``, after a cheap look at ``value``'s JSON text (bulk inserts stay fast)."""
+    return unstorable_problem(value, path) if _may_hold_unstorable(json_text) else None

@@ -6,6 +6,7 @@ import json
 import random
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from river_supervisor.retry import attempt_error, format_time, retry_delay
@@ -61,3 +62,23 @@ def test_storable_replaces_nul_and_lone_surrogates_and_keeps_pairs() -> None:
     assert storable_json('{"a":"\\\\u0000"}') == '{"a":"\\\\u0000"}'  # an escaped backslash, not a NUL
     assert find_unstorable({"a": [1, {"b": "x\x00"}]}, "args") == "args.a[1].b"
     assert find_unstorable({"a": "\U0001f600"}, "args") is None
+
+
+def test_one_rule_names_where_and_what_for_the_cli_and_the_insert_api() -> None:
+    from river_supervisor.insert import InvalidJob, JobSpec, insert_many
+    from river_supervisor.storable import unstorable_problem
+
+    assert unstorable_problem({"note": "a\x00b"}) == (
+        "note: holds a NUL character (\\u0000), which PostgreSQL cannot store"
+    )
+    assert unstorable_problem({"a": {"items": ["ok", "\ud800"]}}) == (
+        "a.items[1]: holds a lone surrogate (\\ud800), which is not text"
+    )
+    assert unstorable_problem({"k\x00": 1}, "args") == (
+        "a key of args: holds a NUL character (\\u0000), which PostgreSQL cannot store"
+    )
+    assert unstorable_problem({"ok": ["\U0001f600", 1, None]}) is None
+    # The insert API refuses with the same words, before any SQL (so with no connection at all).
+    with pytest.raises(InvalidJob) as refused:
+        insert_many(cast(Any, None), [JobSpec("test.noop", {"note": "a\x00b"})])
+    assert str(refused.value) == "args.note: holds a NUL character (\\u0000), which PostgreSQL cannot store"

@@ -15,6 +15,7 @@ from .. import config as config_mod
 from .. import db, discovery, queue, serving
 from ..durations import parse_duration
 from ..errors import UsageError
+from ..storable import unstorable_problem
 from .migrate import database_url_or_fail
 
 log = logging.getLogger(__name__)
@@ -48,38 +49,9 @@ def json_object(text: str, flag: str) -> dict[str, Any]:
         ) from None
     if not isinstance(value, dict):
         raise UsageError(f"{flag}: must be a JSON object, got {type(value).__name__}")
-    if (problem := unstorable_text(value)) is not None:
+    if (problem := unstorable_problem(value)) is not None:  # one line naming where, before any SQL
         raise UsageError(f"{flag}: {problem}")
     return value
-
-
-def unstorable_text(value: Any, path: str = "") -> str | None:
-    """What in a decoded JSON value PostgreSQL's jsonb cannot store, and where; None if nothing.
-
-    A NUL character (``\\u0000``) is refused by jsonb, and a lone surrogate (``\\ud800``, or
-    bytes that are not UTF-8 in the command line) is no Unicode text at all.
-    """
-    if isinstance(value, str):
-        if "\x00" in value:
-            return f"{path or 'the value'}: holds a NUL character (\\u0000), which PostgreSQL cannot store"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            char = value[exc.start]
-            return f"{path or 'the value'}: holds a lone surrogate (\\u{ord(char):04x}), which is not text"
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if (
-                problem := unstorable_text(key, f"key {where!r}") or unstorable_text(item, where)
-            ) is not None:
-                return problem
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            if (problem := unstorable_text(item, f"{path}[{index}]")) is not None:
-                return problem
-    return None
 
 
 def scheduled_at(at: str | None, in_: str | None, now: datetime) -> datetime | None:
