@@ -15,7 +15,14 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE, RiverSupervisorError
+from .errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    RiverSupervisorError,
+    first_line,
+)
 
 PROG = "river-supervisor"
 
@@ -103,8 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line, show the traceback on --debug
         if args.debug:
             raise
-        if _connection_lost(exc):  # the database went away mid-command: "try again", not a bug
-            sys.stderr.write(f"{PROG}: error: {args.command}: database connection lost: {_first_line(exc)}\n")
+        if _unavailable(exc):  # the database went away (or went read-only) mid-command: "try again"
+            sys.stderr.write(f"{PROG}: error: {args.command}: database unavailable: {first_line(exc)}\n")
             return EXIT_UNAVAILABLE
         sys.stderr.write(
             f"{PROG}: error: {args.command}: unexpected {type(exc).__name__}: {exc}"
@@ -113,14 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-def _connection_lost(exc: BaseException) -> bool:
+def _unavailable(exc: BaseException) -> bool:
+    """A ``db.TRANSIENT`` error (try again later), except a cancelled statement (a timeout: a
+    command's own bound, not the database going away)."""
     import psycopg  # every command that can lose a connection has imported it already
 
-    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and not isinstance(
-        exc, psycopg.errors.QueryCanceled
-    )
+    from . import db
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return isinstance(exc, db.TRANSIENT) and not isinstance(exc, psycopg.errors.QueryCanceled)

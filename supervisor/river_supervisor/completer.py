@@ -29,6 +29,7 @@ import psycopg
 
 from . import db
 from .backoff import service_backoff
+from .errors import first_line
 from .retry import Cancelled, Completed, Failed, Outcome, record_outcomes
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ class Completer:
                         "recording %d job outcomes failed (attempt %d), keeping them and retrying: %s",
                         len(batch),
                         attempt,
-                        db.first_line(exc),
+                        first_line(exc),
                         extra={"event": "queue.completer_retry", "jobs": len(batch), "attempt": attempt},
                     )
                 self._reset_connection()
@@ -210,7 +211,7 @@ class Completer:
             return self._write_alone(batch[0], exc)
 
     def _write_alone(self, outcome: Outcome, exc: Exception) -> set[int]:
-        reason = db.first_line(exc)
+        reason = first_line(exc)
         plain = _plain(outcome, reason)
         log.error(
             "job %d: its outcome could not be stored (%s); recording it without its texts",
@@ -225,7 +226,7 @@ class Completer:
         except db.TRANSIENT:
             raise
         except Exception as again:
-            reason = db.first_line(again)
+            reason = first_line(again)
         log.error(
             "job %d: giving its outcome up (%s); its worker's exit will record the job lost",
             outcome.job_id,

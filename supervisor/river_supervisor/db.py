@@ -12,14 +12,13 @@ fires): past the bound the connection is closed and ``CallTimeout`` raised, so n
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
-from .errors import DatabaseUnavailable
+from .errors import DatabaseUnavailable, first_line
 from .redaction import redact_database_url
 from .sql import queries
 
@@ -47,12 +46,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 
 def is_read_only(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.errors.ReadOnlySqlTransaction)
-
-
-def first_line(exc: BaseException) -> str:
-    """An error's first line (libpq adds tab-indented hints below it), or its type when empty."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class BoundedConnection(psycopg.Connection[Any]):
@@ -143,10 +136,3 @@ async def fetch_all_async(
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(queries[name], params)
         return await cur.fetchall()
-
-
-@contextmanager
-def transaction(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
-    """A transaction on ``conn`` (a savepoint if one is already open)."""
-    with conn.transaction():
-        yield conn

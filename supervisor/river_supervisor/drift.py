@@ -168,19 +168,6 @@ def record_drift(conn: psycopg.Connection[Any], term: Term, cluster: str, drift:
     return bool(row and row["inserted"])
 
 
-def live_manifests(
-    conn: psycopg.Connection[Any], cluster: str, stale_after: float
-) -> dict[str, dict[str, Any]]:
-    """The manifests of the nodes seen within ``stale_after`` seconds, keyed by node name (by
-    ``node (node_id)`` when several processes share a name)."""
-    rows = db.fetch_all(conn, "drift_live_manifests", {"cluster": cluster, "stale_after": stale_after})
-    names = Counter(row["node"] for row in rows)
-    return {
-        (row["node"] if names[row["node"]] == 1 else f"{row['node']} ({row['node_id']})"): row["manifest"]
-        for row in rows
-    }
-
-
 @dataclass(frozen=True, slots=True)
 class Orphan:
     """A schedule with durable state in the cluster that the current leader does not define."""
@@ -280,10 +267,7 @@ class DriftWatch:
 
     def tick(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> float:
         live = nodes.live_nodes(conn, self.cluster, self.stale_after)
-        names = Counter(row.node for row in live)
-        key = {
-            row.node_id: row.node if names[row.node] == 1 else f"{row.node} ({row.node_id})" for row in live
-        }
+        key = nodes.labels(live)
         manifests = {key[row.node_id]: dict(row.manifest) for row in live}
         drift = compare(manifests, reference=key.get(self.node_id))
         mine = next((row.fingerprint for row in live if row.node_id == self.node_id), None)

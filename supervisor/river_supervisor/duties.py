@@ -27,17 +27,16 @@ from . import alerts, db, nodes, queues
 from .backoff import service_backoff
 from .config import Config
 from .drift import Drift, DriftWatch
-from .errors import NotLeader
+from .errors import NotLeader, first_line
 from .leadership import CALL_SLACK, Elector, LeadershipEvent, NodeIdentity, Term
 from .maintenance import services as maintenance_services
 from .periodic import PeriodicEnqueuer
 
 log = logging.getLogger(__name__)
 
-RECOVERABLE = db.TRANSIENT  # what a later retry can outlive: back off, never exit
 # A fenced transaction ended by idle_in_transaction_session_timeout raises InternalError.
 SERVICE_ERRORS = (
-    *RECOVERABLE,
+    *db.TRANSIENT,  # what a later retry can outlive: back off, never exit
     psycopg.errors.IdleInTransactionSessionTimeout,
     psycopg.errors.LockNotAvailable,
 )
@@ -160,7 +159,7 @@ class Duties:
         self._gain_at = switch if term is not None else None
         try:
             self._register()
-        except RECOVERABLE as exc:  # the next heartbeat registers again
+        except db.TRANSIENT as exc:  # the next heartbeat registers again
             self._writable_since = None
             self._registered = False
             log.warning("could not republish this node: %s", exc, extra={"event": "node.register_failed"})
@@ -178,7 +177,7 @@ class Duties:
             conn = self._db()
             self._bound_calls(conn, time.monotonic())  # not the leftover of a term's last moments
             nodes.mark_stopped(conn, self.identity, self.cfg.cluster)
-        except RECOVERABLE as exc:
+        except db.TRANSIENT as exc:
             log.warning("could not mark this node stopped: %s", exc, extra={"event": "node.stop_failed"})
         self._drop_connection()
 
@@ -265,7 +264,7 @@ class Duties:
                 self._service_failed(state, now, exc)
 
     def _service_failed(self, state: _ServiceState, now: float, exc: BaseException) -> None:
-        if isinstance(exc, RECOVERABLE):
+        if isinstance(exc, db.TRANSIENT):
             self._writable_since = None
         state.failures += 1
         delay = service_backoff(state.failures)
@@ -274,7 +273,7 @@ class Duties:
             "%s failed (attempt %d): %s; next try in %.1fs",
             state.service.name,
             state.failures,
-            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+            first_line(exc),
             delay,
             extra={"event": "service.failed", "service": state.service.name, "attempt": state.failures},
         )
@@ -337,7 +336,7 @@ class Duties:
             self._next_heartbeat = now + nodes.HEARTBEAT_INTERVAL
             if self._writable_since is None:
                 self._writable_since = now
-        except RECOVERABLE as exc:
+        except db.TRANSIENT as exc:
             self._writable_since = None
             self._heartbeat_failures += 1
             self._registered = False

@@ -14,6 +14,16 @@ EXIT_UNAVAILABLE = 69  # the database cannot be reached: try again later (sysexi
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 
 
+def first_line(error: BaseException | str) -> str:
+    """An error's first line (libpq adds tab-indented hints below it): the one way an exception, or
+    a stored error text, is shown in a log line, a warning or a one-line CLI error. An exception with
+    no text shows its type; an empty text stays empty."""
+    text = str(error).strip()
+    if text:
+        return text.splitlines()[0]
+    return "" if isinstance(error, str) else type(error).__name__
+
+
 class RiverSupervisorError(Exception):
     """Base class: every error the CLI reports without a traceback."""
 

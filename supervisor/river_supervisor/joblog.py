@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from . import queue
+from .errors import first_line
 from .plugins import Job
 
 log = logging.getLogger(__name__)
@@ -51,5 +52,5 @@ def job_finished(job: Job, outcome: queue.Outcome, seconds: float) -> None:
 
 
 def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= 200 else line[:199] + "…"
+    line = first_line(text)
+    return line if len(line) <= 200 else line[:199] + "…"  # one log line, not a stored trace

@@ -61,8 +61,8 @@ import psycopg
 from . import db
 from .backoff import service_backoff
 from .config import LeadershipConfig
-from .errors import NotLeader
-from .notifier import KEEPALIVE_OPTIONS, RECOVERABLE, Listener
+from .errors import NotLeader, first_line
+from .notifier import KEEPALIVE_OPTIONS, Listener
 
 logger = logging.getLogger(__name__)
 
@@ -263,11 +263,6 @@ def log_event(ev: LeadershipEvent) -> None:
     )
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class Elector:
     """Campaign for, hold and give up one cluster's lease; driven by ``step()`` from one loop."""
 
@@ -424,7 +419,7 @@ class Elector:
                 assert self._lease is not None
                 self._bound_calls(self._clock(), by_trust=False)
                 row = db.fetch_one(self._lease, "leader_resign", params)
-            except RECOVERABLE as exc:
+            except db.TRANSIENT as exc:
                 self._warn(
                     "leadership.resign_failed", "resigning leadership failed (attempt %d): %s", attempt, exc
                 )
@@ -490,9 +485,9 @@ class Elector:
             "lease connection lost while leading cluster %s (term %d): %s; reconnecting, trusted %.1fs more",
             held.cluster,
             held.term,
-            _reason(exc),
+            first_line(exc),
             max(0.0, self._trusted_until - now),
-            extra=_extra("leadership.lease_lost", held.cluster, held.node, held.term, error=_reason(exc)),
+            extra=_extra("leadership.lease_lost", held.cluster, held.node, held.term, error=first_line(exc)),
         )
 
     def _lead(self, now: float, events: list[LeadershipEvent]) -> None:
@@ -516,7 +511,7 @@ class Elector:
                     "ttl": self.timings.ttl,
                 },
             )
-        except RECOVERABLE as exc:
+        except db.TRANSIENT as exc:
             if db.is_read_only(exc):
                 events.append(self._end_term("lost", None, {"reason": "database_read_only"}))
                 return
@@ -531,7 +526,7 @@ class Elector:
                 "renewing leadership failed (attempt %d); trusted for %.1fs more: %s",
                 self._renew_attempt,
                 remaining,
-                _reason(exc),
+                first_line(exc),
                 extra=_extra(
                     "leadership.renewal_failed",
                     held.cluster,
@@ -540,7 +535,7 @@ class Elector:
                     attempt=self._renew_attempt,
                     trust_remaining=remaining,
                     sleep_duration=delay,
-                    error=_reason(exc),
+                    error=first_line(exc),
                 ),
             )
             return
@@ -587,7 +582,7 @@ class Elector:
                     "gone_backend": self._gone_backend(now),
                 },
             )
-        except RECOVERABLE as exc:
+        except db.TRANSIENT as exc:
             if self._lease.broken or self._lease.closed:
                 self._drop_lease()
                 return
@@ -598,7 +593,7 @@ class Elector:
                 "election attempt failed (attempt %d); retrying in %.1fs: %s",
                 self._bid_attempt,
                 delay,
-                _reason(exc),
+                first_line(exc),
                 extra=_extra(
                     "leadership.election_failed",
                     self.cluster,
@@ -606,7 +601,7 @@ class Elector:
                     None,
                     attempt=self._bid_attempt,
                     sleep_duration=delay,
-                    error=_reason(exc),
+                    error=first_line(exc),
                 ),
             )
             return
@@ -705,7 +700,7 @@ class Elector:
             try:
                 self._bound_calls(self._clock(), by_trust=False)
                 holder = db.fetch_one(self._lease, "leader_get", {"cluster": self.cluster})
-            except RECOVERABLE:
+            except db.TRANSIENT:
                 holder = None
         held = self._term
         assert held is not None
@@ -786,7 +781,7 @@ class Elector:
     def _reconnect(self, now: float) -> bool:
         try:
             self._open_lease()
-        except RECOVERABLE as exc:
+        except db.TRANSIENT as exc:
             self._lease_attempt += 1
             delay = self.timings.retry_delay(self._lease_attempt, self._rand)
             self._reconnect_at = now + delay
@@ -809,6 +804,8 @@ class Elector:
         logger.warning(
             template,
             attempt,
-            _reason(exc),
-            extra=_extra(event, self.cluster, self.identity.node, None, attempt=attempt, error=_reason(exc)),
+            first_line(exc),
+            extra=_extra(
+                event, self.cluster, self.identity.node, None, attempt=attempt, error=first_line(exc)
+            ),
         )

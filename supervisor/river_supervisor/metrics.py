@@ -44,7 +44,7 @@ from prometheus_client.core import (
 from . import __version__, db, drift, nodes, queue
 from .config import Config
 from .config_values import split_listen
-from .errors import ConfigError, DatabaseUnavailable
+from .errors import ConfigError, first_line
 from .job_stats import DURATION_BUCKETS, JobStats, Totals
 from .leadership import Term
 
@@ -54,7 +54,6 @@ CACHE_SECONDS = 2.0  # database-backed gauges are read at most this often
 STATEMENT_TIMEOUT_MS = 5000  # a slow database makes a scrape fail, never hang
 QUEUE_STATES = ("available", "running", "retryable")
 LAG_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-RECOVERABLE = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
 PREFIX = "river_supervisor"
 
 
@@ -98,11 +97,11 @@ class _DatabaseGauges:
                 )
             queues = queue.queue_gauges(self._conn)
             found = drift.cluster_drift(self._conn, self.cfg.cluster, nodes.STALE_AFTER, self.defined_here)
-        except RECOVERABLE as exc:
+        except db.TRANSIENT as exc:
             if not self._failing:
                 log.warning(
                     "metrics: cannot read queue gauges from the database: %s",
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    first_line(exc),
                     extra={"event": "metrics.database_failed"},
                 )
             self._failing = True

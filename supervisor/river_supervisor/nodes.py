@@ -8,6 +8,7 @@ are what ``status --json`` shows about leadership.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,6 +104,14 @@ def live_nodes(conn: psycopg.Connection[Any], cluster: str, stale_after: float) 
     """Nodes not stopped and heard from within ``stale_after`` seconds (database clock)."""
     rows = db.fetch_all(conn, "node_list_live", {"cluster": cluster, "stale_after": float(stale_after)})
     return [NodeRow(**row) for row in rows]
+
+
+def labels(rows: Iterable[NodeRow]) -> dict[str, str]:
+    """``node_id -> label``: how a node is named to people (status, drift, serving), its ``node``
+    name, or ``node (node_id)`` when several of ``rows`` share that name (a restart not yet stale)."""
+    rows = list(rows)
+    names = Counter(row.node for row in rows)
+    return {row.node_id: row.node if names[row.node] == 1 else f"{row.node} ({row.node_id})" for row in rows}
 
 
 def serving(conn: psycopg.Connection[Any], stale_after: float) -> list[dict[str, Any]]:

@@ -27,10 +27,10 @@ from psycopg import sql
 
 from . import db
 from .backoff import service_backoff
+from .errors import first_line
 
 logger = logging.getLogger(__name__)
 
-RECOVERABLE = db.TRANSIENT  # what a later retry can outlive: back off, never exit
 # LISTEN and a non-blocking drain are all it runs: neither may hold up the loop on a frozen server.
 CONNECT_TIMEOUT = 2
 CALL_TIMEOUT = 2.0
@@ -119,7 +119,7 @@ class Listener:
                 return Batch()
             try:
                 self._open()
-            except RECOVERABLE as exc:
+            except db.TRANSIENT as exc:
                 self._fail(now, exc)
                 return Batch()
             reconnected = True
@@ -128,7 +128,7 @@ class Listener:
             # A server closing the connection may take two polls to show: libpq reads its FATAL
             # message on one, and reports the closed socket once that becomes readable.
             received = self._drain(self._conn)
-        except RECOVERABLE as exc:
+        except db.TRANSIENT as exc:
             self._fail(now, exc)
             return Batch(reconnected=reconnected)
         return Batch(received, reconnected)
@@ -192,6 +192,6 @@ class Listener:
                 "listener.disconnected",
                 attempt=self._attempt,
                 sleep_duration=delay,
-                error=str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__,
+                error=first_line(exc),
             ),
         )

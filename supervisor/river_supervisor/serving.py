@@ -82,11 +82,8 @@ def live_serves(
 ) -> dict[str, Mapping[str, Any]]:
     """``{host label: serves}`` of the live nodes (``node``, or ``node (node_id)`` when shared)."""
     rows = nodes.live_nodes(conn, cluster, stale_after)
-    names = [row.node for row in rows]
-    return {
-        (row.node if names.count(row.node) == 1 else f"{row.node} ({row.node_id})"): dict(row.serves)
-        for row in rows
-    }
+    labels = nodes.labels(rows)
+    return {labels[row.node_id]: dict(row.serves) for row in rows}
 
 
 def waiting_jobs(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], int]:

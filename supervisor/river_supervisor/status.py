@@ -27,7 +27,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +36,7 @@ import psycopg
 from . import benchjobs, db, drift, nodes, periodic, queue, queues, schema, serving
 from .config import Config
 from .discovery import PluginSet
-from .errors import DatabaseUnavailable, SchemaMissing, UsageError
+from .errors import DatabaseUnavailable, SchemaMissing, UsageError, first_line
 from .manifest import LocalManifest
 
 STALE_AFTER = nodes.STALE_AFTER  # a node not heard from for this long is not live (seconds)
@@ -72,12 +71,6 @@ def open_database(cfg: Config, application_name: str) -> psycopg.Connection[dict
     return conn
 
 
-def _labels(rows: list[nodes.NodeRow]) -> dict[str, str]:
-    """node_id -> the node's name, or ``name (node_id)`` when several processes share it."""
-    names = Counter(row.node for row in rows)
-    return {row.node_id: row.node if names[row.node] == 1 else f"{row.node} ({row.node_id})" for row in rows}
-
-
 # --- status -----------------------------------------------------------------------------------
 
 
@@ -93,7 +86,7 @@ def cluster_status(
     cluster = cfg.cluster
     lease = nodes.leader(conn, cluster)
     live = nodes.live_nodes(conn, cluster, stale_after)
-    labels = _labels(live)
+    labels = nodes.labels(live)
     leader_id = lease["leader_id"] if lease and lease["live"] else None
     reference = labels.get(leader_id) if leader_id else None
     found = drift.compare({labels[row.node_id]: dict(row.manifest) for row in live}, reference=reference)
@@ -323,7 +316,7 @@ def check_cluster(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """``(problems, checked)`` from comparing this host with the live nodes of its cluster."""
     live = nodes.live_nodes(conn, cfg.cluster, stale_after)
-    labels = _labels(live)
+    labels = nodes.labels(live)
     manifests: dict[str, Mapping[str, Any]] = {labels[row.node_id]: dict(row.manifest) for row in live}
     me = f"{cfg.node} ({THIS_HOST})"
     found = drift.compare({**manifests, me: local.manifest}, reference=me)
@@ -425,12 +418,7 @@ def check_report(
             warnings.extend({"kind": "jobs_unserved", **entry} for entry in waiting)
         except SchemaMissing as exc:
             problems.append({"kind": "schema_missing", "message": str(exc)})
-        except (DatabaseUnavailable, psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            problems.append({"kind": "database_unreachable", "message": _one_line(exc)})
+        except db.TRANSIENT as exc:
+            problems.append({"kind": "database_unreachable", "message": first_line(exc)})
     failing = problems + (warnings if strict else [])
     return {"ok": not failing, "problems": problems, "warnings": warnings, "checked": checked}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -40,13 +40,12 @@ from .backoff import service_backoff
 from .children import KILL_AFTER, SILENT_AFTER, ExitReport, RestartPolicy, WorkerHandle, classify_exit
 from .config import Config
 from .duties import Duties
-from .errors import RiverSupervisorError, SchemaMissing
+from .errors import RiverSupervisorError, SchemaMissing, first_line
 from .leadership import NodeIdentity
 from .schedules import monitor_config
 
 log = logging.getLogger(__name__)
 
-RECOVERABLE = db.TRANSIENT  # what a later retry can outlive: back off, never exit
 # What starting a worker raises when the forkserver died under us; the next start replaces it.
 SPAWN_ERRORS = (EOFError, OSError)
 IDLE_WAIT = 5.0
@@ -624,13 +623,13 @@ class Supervisor:
                 others = [i for i in others if i not in running]
             # stopped by us (shutdown, or a sibling timed out), or innocent: back to available
             queue.record_outcomes(conn, [queue.Interrupted(job_id=i) for i in others])
-        except RECOVERABLE as exc:
+        except db.TRANSIENT as exc:
             if not retry:
                 log.warning(
                     "could not record the fate of %d jobs of worker %d yet: %s; retrying until it answers",
                     len(handle.held),
                     handle.index,
-                    db.first_line(exc),
+                    first_line(exc),
                     extra={"event": "worker.fate_unrecorded", "worker": handle.index},
                 )
             self._drop_connection()

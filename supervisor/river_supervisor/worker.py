@@ -46,6 +46,7 @@ from typing import Any
 from . import alerts, db, discovery, joblog, plugins, processes, queue, queues
 from .backoff import service_backoff
 from .config import PluginsConfig, SentryConfig
+from .errors import first_line
 from .job_stats import JobStats
 from .processes import set_title
 
@@ -62,7 +63,6 @@ OUTPUT_LIMIT = 1024 * 1024  # a handler's JSON result above this is not kept in 
 RECONNECT_CAP = 5.0  # a worker retries a lost database at least this often (jobs flow 5 s after)
 CALL_TIMEOUT = 10.0  # seconds a fetch may wait for a database that answers nothing (SILENT_AFTER is 30)
 # What a lost or restarting database raises: reconnect with backoff, never exit for it.
-RECOVERABLE = db.TRANSIENT  # what a later retry can outlive: back off, never exit
 EXIT_NOW = signal.SIGUSR1  # the parent's "exit now", and the parent-death signal
 
 
@@ -287,7 +287,7 @@ class Worker:
             )
             conn.execute("LISTEN " + _quote_channel(conn, queue.TOPIC_INSERT))
             conn.execute("LISTEN " + _quote_channel(conn, queue.TOPIC_CONTROL))
-        except RECOVERABLE as exc:
+        except db.TRANSIENT as exc:
             self._connection_failed(exc)
             return
         self.conn = conn
@@ -311,7 +311,7 @@ class Worker:
         self._connect_attempts += 1
         delay = service_backoff(self._connect_attempts, cap=RECONNECT_CAP)
         self._reconnect_at = time.monotonic() + delay
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         log.warning(
             "worker %d: database connection lost (attempt %d): %s; retrying in %.1fs",
             self.spec.index,
@@ -354,7 +354,7 @@ class Worker:
             if now >= self._next_pause_poll and self.conn is not None:
                 try:
                     fetch_due = self._poll_pauses() or fetch_due
-                except RECOVERABLE as exc:
+                except db.TRANSIENT as exc:
                     self._connection_failed(exc)
             if fetch_due and not self.stopping and self.conn is not None:
                 try:
@@ -362,7 +362,7 @@ class Worker:
                     fetch_due = False
                     if self._connect_attempts:
                         self._fetched()
-                except RECOVERABLE as exc:
+                except db.TRANSIENT as exc:
                     self._connection_failed(exc)
             if self.stopping and self._idle():
                 self.completer.close()
@@ -394,7 +394,7 @@ class Worker:
         try:
             for note in self.conn.notifies(timeout=0):
                 wake = self._on_notification(note.channel, note.payload) or wake
-        except RECOVERABLE as exc:
+        except db.TRANSIENT as exc:
             self._connection_failed(exc)
         return wake
 

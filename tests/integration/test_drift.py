@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from river_supervisor import nodes
 from river_supervisor.config import PeriodicEntry
-from river_supervisor.drift import compare, fingerprint, live_manifests, orphans, record_drift
+from river_supervisor.drift import compare, fingerprint, orphans, record_drift
 from river_supervisor.errors import NotLeader
 from river_supervisor.schedules import effective_schedules
 
@@ -47,16 +48,24 @@ def test_record_drift_is_fenced(db: psycopg.Connection) -> None:
     assert db.execute("SELECT count(*) AS n FROM river_supervisor_drift").fetchone() == {"n": 0}
 
 
-def test_live_manifests_reads_the_node_table(db: psycopg.Connection) -> None:
-    for node, manifest in (("web-1", _manifest(NIGHTLY)), ("web-2", _manifest(SWEEP))):
+def test_the_live_nodes_manifests_compare_under_their_labels(db: psycopg.Connection) -> None:
+    """What the drift watch reads: the live node rows, named by ``nodes.labels``."""
+    published = (
+        ("web-1", 1, _manifest(NIGHTLY)),
+        ("web-2", 1, _manifest(SWEEP)),
+        ("web-2", 2, _manifest(SWEEP)),
+    )
+    for node, pid, manifest in published:
         db.execute(
             "INSERT INTO river_supervisor_node (cluster, node_id, node, pid, boot_id, manifest)"
-            " VALUES (%s, %s, %s, 1, 'b', %s::jsonb)",
-            (CLUSTER, f"{node}:1:b", node, psycopg.types.json.Jsonb(manifest)),
+            " VALUES (%s, %s, %s, %s, 'b', %s::jsonb)",
+            (CLUSTER, f"{node}:{pid}:b", node, pid, psycopg.types.json.Jsonb(manifest)),
         )
-    manifests = live_manifests(db, CLUSTER, stale_after=60)
-    assert set(manifests) == {"web-1", "web-2"}
-    assert compare(manifests).drifting_nodes == ["web-2"]
+    live = nodes.live_nodes(db, CLUSTER, stale_after=60)
+    labels = nodes.labels(live)
+    assert sorted(labels.values()) == ["web-1", "web-2 (web-2:1:b)", "web-2 (web-2:2:b)"]
+    found = compare({labels[row.node_id]: dict(row.manifest) for row in live}, reference="web-1")
+    assert found.drifting_nodes == ["web-2 (web-2:1:b)", "web-2 (web-2:2:b)"]
 
 
 def test_orphans_from_durable_state(db: psycopg.Connection) -> None:

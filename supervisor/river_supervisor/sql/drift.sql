@@ -20,12 +20,3 @@ SELECT %(cluster)s, %(digest)s, %(detail)s::jsonb
     ON CONFLICT (cluster, digest) DO UPDATE
    SET last_seen = now(), resolved_at = NULL, detail = EXCLUDED.detail
 RETURNING (xmax = 0) AS inserted, (SELECT count(*) FROM resolved) AS resolved;
-
--- name: drift_live_manifests
--- Read-only: the manifest each running node published, seen within %(stale_after)s seconds.
-SELECT node, node_id, fingerprint, manifest, last_seen
-  FROM river_supervisor_node
- WHERE cluster = %(cluster)s
-   AND stopped_at IS NULL
-   AND last_seen > now() - make_interval(secs => %(stale_after)s)
- ORDER BY node, node_id;
