@@ -36,7 +36,7 @@ from .config_settings import (
     cpu_count,
     reference_markdown,
 )
-from .config_values import Invalid, Kind, queue_name, queue_name_ok, show
+from .config_values import Invalid, Kind, queue_name, show
 from .durations import parse_duration
 from .errors import ConfigError
 from .redaction import redact_database_url, redact_dsn
@@ -64,6 +64,7 @@ __all__ = [
 ]
 
 DEFAULT_FILE = "river-supervisor.toml"
+QUEUE_NAME = queue_name()  # job_options' rule, as a kind of value
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,8 +281,10 @@ class _Loader:
         queues = {}
         for name, table in tables.items():
             where = f"[queues.{name}]"
-            if not queue_name_ok(name):
-                raise self.fail(where, f"expected {queue_name().expected}")
+            try:
+                QUEUE_NAME.check(name)  # the [queues.<name>] key: the same rule as a value naming a queue
+            except Invalid:
+                raise self.fail(where, f"expected {QUEUE_NAME.expected}") from None
             if not isinstance(table, dict):
                 raise self.fail(where, f"expected a table, got {show(table)}")
             self.table(table, QUEUES, where)

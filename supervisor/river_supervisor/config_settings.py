@@ -31,6 +31,7 @@ from .config_values import (
 )
 from .durations import format_duration
 from .job_options import QUEUE_NAME_RULE
+from .schedules import MISSED_POLICIES, OVERLAP_POLICIES
 
 __all__ = [
     "BY_SECTION",
@@ -125,11 +126,11 @@ SETTINGS: tuple[Setting, ...] = (
     _S(PERIODIC, "priority", integer(1, 4), None, "job priority, 1 (first) to 4", default_doc="the job's"),
     _S(PERIODIC, "max_attempts", integer(1), None, "attempts before the job is discarded",
        default_doc="the job's"),
-    _S(PERIODIC, "missed", choice("skip", "latest", "all"), None,
+    _S(PERIODIC, "missed", choice(*MISSED_POLICIES), None,
        "runs missed while no one led: skip them, run the latest, or run all", default_doc="the plugin's"),
     _S(PERIODIC, "missed_cap", integer(1), None, "with missed = \"all\": at most this many catch-up runs"),
-    _S(PERIODIC, "overlap", choice("allow", "skip"), None, "skip a run while the previous one is unfinished",
-       default_doc="the plugin's"),
+    _S(PERIODIC, "overlap", choice(*OVERLAP_POLICIES), None,
+       "skip a run while the previous one is unfinished", default_doc="the plugin's"),
     _S(PERIODIC, "monitor", boolean(), None, "report runs as a Sentry cron monitor",
        default_doc="the plugin's"),
     _S(PERIODIC, "enabled", boolean(), True, "false disables the schedule (a plugin's, by id)"),

@@ -34,7 +34,6 @@ __all__ = [
     "listen_address",
     "names",
     "queue_name",
-    "queue_name_ok",
     "sentry_dsn",
     "show",
     "split_listen",
@@ -185,10 +184,6 @@ def listen_address() -> Kind:
         return value
 
     return Kind('an address "host:port" such as "127.0.0.1:9464" ("[::1]:9464" for IPv6)', check)
-
-
-def queue_name_ok(name: object) -> bool:
-    return is_valid_queue_name(name)
 
 
 def queue_name() -> Kind:

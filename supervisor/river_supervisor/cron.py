@@ -55,6 +55,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
+from .durations import parse_go_duration
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_INTERVAL = 1.0  # River: "never less than one second"
 
@@ -78,8 +80,6 @@ _FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("day of week", 0, 6, {name: index for index, name in enumerate(_DAYS)}),
 )
 _TZ_PREFIX = re.compile(r"^(?:CRON_TZ|TZ)=(\S*)\s*(.*)$", re.DOTALL)
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class CronError(ValueError):
@@ -166,20 +166,14 @@ class IntervalSchedule:
 Schedule = CronSchedule | IntervalSchedule
 
 
-def parse_go_duration(text: str) -> float:
-    """Seconds in a Go duration (``1h30m``, ``1.5h``, ``90s``, ``500ms``), as ``@every`` takes it."""
-    text = text.strip()
+def _every_seconds(text: str) -> float:
+    """``@every``'s duration, read as River reads it (Go's grammar)."""
     if not text:
         raise CronError("@every needs a duration such as 90s or 1h30m")
-    total, position = 0.0, 0
-    for match in _GO_DURATION_PART.finditer(text):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
-        position = match.end()
-    if position != len(text) or text == "0":
-        raise CronError(f"@every {text}: not a duration (expected e.g. 90s, 1h30m, 1.5h)")
-    return total
+    try:
+        return parse_go_duration(text)
+    except ValueError:
+        raise CronError(f"@every {text}: not a duration (expected e.g. 90s, 1h30m, 1.5h)") from None
 
 
 def every_schedule(seconds: float) -> IntervalSchedule:
@@ -205,7 +199,7 @@ def parse_cron(expression: str, timezone: str | tzinfo = "UTC") -> Schedule:
         rest = text[len("@every") :]
         if rest and not rest[0].isspace():
             raise CronError(f"unknown descriptor {text.split()[0]!r}")
-        seconds = parse_go_duration(rest)
+        seconds = _every_seconds(rest.strip())
         # River: shorter than a second becomes one second; fractions of a second are truncated.
         seconds = max(1.0, float(int(seconds)))
         return IntervalSchedule(text=expression.strip(), seconds=seconds, anchor=None)

@@ -3,7 +3,11 @@
 A string is a sequence of ``<number><unit>`` parts with units in descending order (``d``, ``h``,
 ``m``, ``s``, ``ms``), each used at most once, so ``"1h30m"`` reads one way only. A bare number
 (``90``, ``1.5`` or the string ``"90"``) is seconds. Negative, infinite, NaN and malformed values are
-rejected with a ``ValueError`` whose text is what the user should have written.
+rejected with a ``ValueError`` whose text is what the user should have written. The configuration
+file, plugin declarations (``plugins.duration_seconds``) and schedules all read durations so.
+
+The one other grammar is Go's ``time.ParseDuration`` (``parse_go_duration``): River reads a cron
+expression's ``@every 1h30m`` with it, so ``cron`` reads that part as River does, not as above.
 """
 
 from __future__ import annotations
@@ -56,6 +60,28 @@ def _parse_text(text: str) -> float:
         position, last = match.end(), rank
     if position == 0 or position != len(text):
         raise ValueError(EXPECTED)
+    return total
+
+
+# Go's time.ParseDuration: unsigned decimal numbers with units, in any order, repeats allowed.
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_go_duration(text: str) -> float:
+    """Seconds in a Go duration (``1h30m``, ``1.5h``, ``90s``, ``500ms``); ``ValueError`` if it is not one.
+
+    Go accepts a bare ``0`` (zero); River's ``@every`` has no use for it, so it is refused here too.
+    """
+    text = text.strip()
+    total, position = 0.0, 0
+    for match in _GO_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
+        position = match.end()
+    if not text or position != len(text):
+        raise ValueError(f"{text!r}: not a Go duration (expected e.g. 90s, 1h30m, 1.5h)")
     return total
 
 

@@ -1,4 +1,4 @@
-"""The names a job carries, one rule each: queue names and job kinds, as River accepts them.
+"""The names a job carries, one rule each: queue names, job kinds and periodic ids, as River accepts them.
 
 Every place that takes a queue or a kind (the config file, plugin declarations, ``enqueue``, the insert
 path and the public insert API) asks this module, so a name one of them accepts the others accept too,
@@ -15,6 +15,7 @@ __all__ = [
     "QUEUE_NAME_MAX",
     "QUEUE_NAME_RULE",
     "is_valid_kind",
+    "is_valid_periodic_id",
     "is_valid_queue_name",
 ]
 
@@ -25,12 +26,13 @@ _QUEUE_NAME = re.compile(r"(?:[a-z0-9])+(?:[_|\-]?[a-z0-9]+)*")
 QUEUE_NAME_MAX = 64
 QUEUE_NAME_RULE = "lower-case letters and digits in parts joined by one '_' or '-', at most 64 characters"
 
-# rivertype's kind pattern (Go's \w is ASCII), shorter than 128 characters as River's insert requires.
+# rivercommon.UserSpecifiedIDOrKindRE, River's pattern for job kinds and periodic job ids (Go's \w is
+# ASCII: no other letters), shorter than 128 bytes (Go's len; '·' takes two) as River requires.
 _KIND = re.compile(r"\w[\w\-\[\]<>/.·:+]+", re.ASCII)
 KIND_MAX = 127
 KIND_RULE = (
     "a letter, digit or '_', then at least one of letters, digits, '_' and - [ ] < > / . · : +,"
-    " at most 127 characters"
+    " at most 127 bytes"
 )
 
 
@@ -41,4 +43,9 @@ def is_valid_queue_name(name: object) -> bool:
 
 def is_valid_kind(kind: object) -> bool:
     """Whether River would accept ``kind`` as a job kind (what ``KIND_RULE`` says)."""
-    return isinstance(kind, str) and len(kind) <= KIND_MAX and _KIND.fullmatch(kind) is not None
+    return isinstance(kind, str) and len(kind.encode()) <= KIND_MAX and _KIND.fullmatch(kind) is not None
+
+
+def is_valid_periodic_id(periodic_id: object) -> bool:
+    """Whether River would accept ``periodic_id`` as a ``PeriodicJob.ID``: the kind rule, as River's."""
+    return is_valid_kind(periodic_id)

@@ -41,7 +41,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .job_options import KIND_RULE, QUEUE_NAME_RULE, is_valid_kind, is_valid_queue_name
+from .durations import parse_duration
+from .job_options import KIND_RULE, QUEUE_NAME_RULE, is_valid_kind, is_valid_periodic_id, is_valid_queue_name
+from .schedules import MISSED_POLICIES, OVERLAP_POLICIES
 from .unique import UniqueOpts
 
 __all__ = [
@@ -61,10 +63,6 @@ __all__ = [
 
 # A plugin name is an entry-point name; keep it simple enough to appear in config and logs.
 PLUGIN_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
-# A periodic id follows the kind pattern (River: "< 128 chars, regex").
-PERIODIC_ID_RE = re.compile(r"\A[\w][\w\-\[\]<>/.·:+]+\Z")
-MISSED_POLICIES = ("skip", "latest", "all")
-OVERLAP_POLICIES = ("allow", "skip")
 PRIORITY_MIN, PRIORITY_MAX = 1, 4  # River's priorities
 
 Handler = Callable[["Job"], Any]
@@ -367,10 +365,8 @@ class Plugin:
     ) -> PeriodicDecl:
         """Declare a schedule enqueuing ``kind`` (which any installed plugin may handle)."""
         where = f"plugin {self.name}: periodic {id!r}"
-        if not isinstance(id, str) or not PERIODIC_ID_RE.match(id):
-            raise DeclarationError(
-                f"{where}: id must start with a letter, digit or '_' and have at least 2 characters"
-            )
+        if not is_valid_periodic_id(id):
+            raise DeclarationError(f"{where}: id must match River's id pattern ({KIND_RULE})")
         if id in self.schedules:
             raise DeclarationError(f"{where}: declared twice")
         _check_kind(where, kind)
@@ -415,12 +411,11 @@ def duration_seconds(value: object) -> float:
 
     ``ValueError`` otherwise. For plugins reading durations from job args, too.
     """
-    seconds: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        seconds = _parse_duration(value)
-    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+    try:
+        seconds = parse_duration(value)  # the configuration file's reading: a plugin reads alike
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
         raise ValueError(f"expected a positive number of seconds or a duration such as '5m', got {value!r}")
     return seconds
 
@@ -522,36 +517,3 @@ def _check_timezone(where: str, timezone: object) -> str:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise DeclarationError(f"{where}: unknown timezone {timezone!r}") from None
     return timezone
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _parse_duration(text: str) -> float | None:
-    """``"90s"``, ``"5m"``, ``"1h30m"``, ``"1.5"`` -> seconds; None when unreadable.
-
-    Prefers ``durations.parse_duration`` (the parser of the configuration file) when it exists,
-    so a plugin and the file read durations alike; the local reader is its fallback.
-    """
-    try:
-        from .durations import parse_duration
-    except ImportError:
-        parse_duration = None
-    if parse_duration is not None:
-        try:
-            return float(parse_duration(text))
-        except Exception:
-            return None
-    value = text.strip()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(value):
-        if match.start() != pos:
-            return None
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    return total if value and pos == len(value) else None

@@ -48,12 +48,12 @@ from .cron import (
     Schedule,
     every_schedule,
     parse_cron,
-    parse_go_duration,
     to_utc,
 )
-from .durations import format_duration
+from .durations import format_duration, parse_duration
 from .errors import ConfigError
 
+# The policies a schedule may name, here only: the configuration file and plugin declarations check these.
 MISSED_POLICIES = ("skip", "latest", "all")
 OVERLAP_POLICIES = ("allow", "skip")
 DEFAULT_MISSED = "latest"
@@ -280,12 +280,11 @@ def _resolve(
 
 
 def _seconds(value: Any) -> float:
-    """``every`` arrives in seconds from config and plugins; a string is read as a Go duration."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        return parse_go_duration(value)
-    raise CronError(f"a duration such as 90s or 10m, got {value!r}")
+    """``every`` arrives in seconds from config and plugins; a string is read as the file reads it."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise CronError(f"{exc}, got {value!r}") from None
 
 
 @dataclass(frozen=True, slots=True)

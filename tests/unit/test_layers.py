@@ -72,12 +72,14 @@ SAME_LAYER: dict[str, set[str]] = {
     ROOT: {"plugins", "unique", "errors"},  # and the pure parts of the enqueue API (UniqueOpts, InvalidJob)
     "config": {"errors", "durations", "config_settings", "config_values", "redaction"},
     # config is split: the settings table (and the reference rendered from it), the kinds of value, redaction
-    "config_settings": {"config_values", "durations", "job_options"},
+    "config_settings": {"config_values", "durations", "job_options", "schedules"},  # the policy lists
     "config_values": {"durations", "redaction", "job_options"},  # a bad URL or DSN is echoed redacted
     # job_options owns the queue-name and kind rules that config, plugins and insert all apply
-    "plugins": {"durations", "job_options", "unique"},
+    # plugins check policies with schedules' lists and durations as the file reads them
+    "plugins": {"durations", "job_options", "schedules", "unique"},
     "unique": {"errors"},
     "schedules": {"errors", "cron", "durations"},  # an `every` schedule is shown as a duration
+    "cron": {"durations"},  # River reads @every with Go's duration grammar, which durations owns
     # layer 2: ``queue`` is the facade over the queue core's parts, which share row decoding and retry rules
     "queue": {"completer", "insert", "job_row", "retry"},
     "insert": {"job_row"},
