@@ -11,18 +11,19 @@ Model
   an event (``event_level=None``), and no other integration is enabled behind our back.
 - Every event passes through ``redaction`` before it leaves: URL passwords, ``password=`` style
   secrets, known secret values and sensitive keys become ``***``; job args are dropped unless
-  configured. ``redact`` applies the same rules, with this process's secrets, to one text.
+  configured.
 - Fingerprints are explicit, so grouping is ours: one issue per (cluster, leadership event kind), per
   distinct drift, per orphaned schedule, per broken plugin, per crash-looping node.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec
 
 import sentry_sdk
 from sentry_sdk.crons import capture_checkin
@@ -33,8 +34,13 @@ from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.integrations.modules import ModulesIntegration
 
 from . import __version__
-from .redaction import ARGS_ALLOWED, redact_text, scrub, scrub_event, secret_values
+from .config import SentryConfig
+from .plugins import Job
+from .redaction import ARGS_ALLOWED, scrub, scrub_event, secret_values
 from .redaction import REDACTED as REDACTED  # re-exported: alerts.REDACTED
+
+if TYPE_CHECKING:  # a type only: leadership (and psycopg) are not loaded for it
+    from .leadership import LeadershipEvent
 
 log = logging.getLogger(__name__)
 
@@ -56,63 +62,6 @@ if _SDK_MAJOR < 3:
 else:
     _NO_FRAME_LOCALS = {"data_collection": {"stack_frame_variables": False, "user_info": False}}
     _LOGS_AS_BREADCRUMBS = {"level": None, "event_level": None, "breadcrumb_level": logging.INFO}
-_WARNING_KINDS = frozenset({"lost", "expired", "superseded"})
-_LEADERSHIP_KINDS = frozenset({"gained", "resigned"}) | _WARNING_KINDS
-
-
-class SentrySettings(Protocol):
-    """The slice of configuration ``init`` reads (``config.SentryConfig`` has it)."""
-
-    @property
-    def dsn(self) -> str | None: ...
-
-    @property
-    def environment(self) -> str | None: ...
-
-
-class LeadershipEventLike(Protocol):
-    """What ``leadership.LeadershipEvent`` carries; any object with these attributes will do."""
-
-    @property
-    def kind(self) -> str: ...  # gained | resigned | lost | expired | superseded
-
-    @property
-    def cluster(self) -> str: ...
-
-    @property
-    def node(self) -> str: ...  # the node reporting the change
-
-    @property
-    def leader_id(self) -> str | None: ...  # node:pid:boot_id of the holder the event is about
-
-    @property
-    def term(self) -> int: ...
-
-    @property
-    def other_leader_id(self) -> str | None: ...  # previous (gained) or next (lost, ...) holder
-
-    @property
-    def at(self) -> datetime: ...
-
-    @property
-    def detail(self) -> Mapping[str, Any]: ...
-
-
-class JobLike(Protocol):
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def queue(self) -> str: ...
-
-    @property
-    def attempt(self) -> int: ...
-
-    @property
-    def args(self) -> Mapping[str, Any]: ...
 
 
 class _State:
@@ -130,7 +79,7 @@ _state = _State()
 
 
 def init(
-    sentry_cfg: SentrySettings | None,
+    sentry_cfg: SentryConfig | None,
     *,
     role: Role,
     cluster: str,
@@ -143,16 +92,16 @@ def init(
     ``secrets`` are values never to send: plain strings, or URLs whose password is taken (pass the
     database URL). No DSN: a no-op returning False. Never raises.
     """
-    dsn = getattr(sentry_cfg, "dsn", None) if sentry_cfg is not None else None
-    if not dsn:
+    if sentry_cfg is None or not sentry_cfg.dsn:
         return False
+    dsn = sentry_cfg.dsn
     try:
         _close_own_client(0.5)
-        _state.send_job_args = bool(getattr(sentry_cfg, "send_job_args", False))
+        _state.send_job_args = sentry_cfg.send_job_args
         _state.secrets = secret_values([dsn, *secrets])
         sentry_sdk.init(
             dsn=dsn,
-            environment=getattr(sentry_cfg, "environment", None),
+            environment=sentry_cfg.environment,
             release=release or f"river-supervisor@{__version__}",
             server_name=node,
             # Only what we chose: no auto-enabled integrations, no stdlib/argv/threading patches
@@ -223,114 +172,86 @@ def _quiet_atexit(pending: int, timeout: float) -> None:
 
 
 # -- events ------------------------------------------------------------------------------------------
+# Each reporter below is a no-op returning None unless this process reports, and never raises: a
+# failure to build or queue an event is logged once per reporter (``_reporting``).
+
+_P = ParamSpec("_P")
 
 
-def leadership_event(ev: LeadershipEventLike) -> str | None:
+def _reporting(report: Callable[_P, str | None]) -> Callable[_P, str | None]:
+    """Make ``report`` a no-op without a client, and log (once) instead of raising when it fails."""
+
+    @functools.wraps(report)
+    def reporter(*args: _P.args, **kwargs: _P.kwargs) -> str | None:
+        if not enabled():
+            return None
+        try:
+            return report(*args, **kwargs)
+        except Exception:
+            _failed(report.__name__)
+            return None
+
+    return reporter
+
+
+@_reporting
+def leadership_event(ev: LeadershipEvent) -> str | None:
     """Report a leadership change; INFO for gained/resigned, WARNING for lost/expired/superseded.
 
     One Sentry issue per (cluster, kind): every "gained" in a cluster groups together, and
-    "lost"/"expired"/"superseded" are separate issues an alert rule can watch.
+    "lost"/"expired"/"superseded" are separate issues an alert rule can watch. The message is the
+    event's own (``LeadershipEvent.message``), the same words as its log line.
     """
-    try:
-        kind = str(ev.kind)
-        level = "warning" if kind in _WARNING_KINDS else "info"
-        if kind not in _LEADERSHIP_KINDS:
-            level = "warning"
-        other = ev.other_leader_id
-        context = {
-            "kind": kind,
-            "cluster": ev.cluster,
-            "node": ev.node,
-            "term": ev.term,
-            "leader_id": ev.leader_id,
-            "other_leader_id": other,
-            "at": _iso(ev.at),
-            "detail": dict(ev.detail or {}),
-        }
-        detail = dict(ev.detail or {})
-        message = (
-            _peer_lost_message(ev.cluster, ev.node, ev.term, detail)
-            if "reported_by" in detail
-            else _leadership_message(kind, ev.cluster, ev.node, ev.term, ev.leader_id, other)
-        )
-        return _capture(
-            message,
-            level=level,
-            logger="river_supervisor.leadership",
-            tags={"cluster": ev.cluster, "node": ev.node, "term": str(ev.term), "leadership_event": kind},
-            fingerprint=[_FINGERPRINT_ROOT, "leadership", ev.cluster, kind],
-            contexts={"leadership": context},
-            timestamp=ev.at,
-        )
-    except Exception:
-        return _failed("leadership_event")
+    context = {
+        "kind": ev.kind,
+        "cluster": ev.cluster,
+        "node": ev.node,
+        "term": ev.term,
+        "leader_id": ev.leader_id,
+        "other_leader_id": ev.other_leader_id,
+        "at": _iso(ev.at),
+        "detail": dict(ev.detail or {}),
+    }
+    return _capture(
+        ev.message(),
+        level="warning" if ev.level >= logging.WARNING else "info",
+        logger="river_supervisor.leadership",
+        tags={"cluster": ev.cluster, "node": ev.node, "term": str(ev.term), "leadership_event": ev.kind},
+        fingerprint=[_FINGERPRINT_ROOT, "leadership", ev.cluster, ev.kind],
+        contexts={"leadership": context},
+        timestamp=ev.at,
+    )
 
 
-_LOSS_REASONS = {
-    "session_gone": "its lease session vanished (a crash, a kill, a lost host)",
-    "lease_expired": "its lease expired without renewal (paused, cut off, or its database was away)",
-}
-
-
-def _peer_lost_message(cluster: str, node: str, term: int, detail: dict[str, Any]) -> str:
-    """The loss of a holder that did not resign, as its successor reports it."""
-    why = _LOSS_REASONS.get(str(detail.get("reason")), str(detail.get("reason")))
-    gap = detail.get("leaderless_seconds")
-    took = f"node {detail.get('reported_by')} took over (term {detail.get('next_term')})"
-    leaderless = f" after {gap:.1f} s without a leader" if isinstance(gap, int | float) else ""
-    return f"leadership lost: node {node} (term {term}) in cluster {cluster}: {why}; {took}{leaderless}"
-
-
-def _leadership_message(
-    kind: str, cluster: str, node: str, term: int, leader_id: str | None, other: str | None
-) -> str:
-    if kind == "gained":
-        text = f"leadership gained: node {node} leads cluster {cluster} (term {term})"
-        return text + (f", previous holder {other}" if other else "")
-    if kind == "resigned":
-        text = f"leadership resigned: node {node} stepped down in cluster {cluster} (term {term})"
-    elif kind == "lost":
-        text = f"leadership lost: node {node} no longer leads cluster {cluster} (term {term})"
-    elif kind == "expired":
-        holder = leader_id or node
-        text = f"leadership expired: the lease of {holder} in cluster {cluster} ran out (term {term})"
-    elif kind == "superseded":
-        text = f"leadership superseded: node {node} was replaced in cluster {cluster} (term {term})"
-    else:
-        text = f"leadership {kind}: node {node} in cluster {cluster} (term {term})"
-    return text + (f", next holder {other}" if other else "")
-
-
+@_reporting
 def drift_event(cluster: str, digest: str, differences: list[dict[str, Any]], nodes: list[str]) -> str | None:
     """Report configuration drift between nodes: one issue per distinct drift (its digest)."""
-    try:
-        short = digest[:12]
-        summary = [_describe_difference(d) for d in differences[:20]]
-        return _capture(
-            f"configuration drift in cluster {cluster}: {len(differences)} difference(s) "
-            f"across {len(nodes)} node(s) ({short})",
-            level="warning",
-            logger="river_supervisor.periodic",
-            tags={"cluster": cluster, "drift": short},
-            fingerprint=[_FINGERPRINT_ROOT, "drift", cluster, digest],
-            contexts={
-                "drift": {
-                    "digest": digest,
-                    "nodes": sorted(nodes),
-                    "count": len(differences),
-                    "summary": "\n".join(summary),
-                    "differences": differences,
-                }
-            },
-        )
-    except Exception:
-        return _failed("drift_event")
+    short = digest[:12]
+    summary = [_describe_difference(d) for d in differences[:20]]
+    return _capture(
+        f"configuration drift in cluster {cluster}: {len(differences)} difference(s) "
+        f"across {len(nodes)} node(s) ({short})",
+        level="warning",
+        logger="river_supervisor.periodic",
+        tags={"cluster": cluster, "drift": short},
+        fingerprint=[_FINGERPRINT_ROOT, "drift", cluster, digest],
+        contexts={
+            "drift": {
+                "digest": digest,
+                "nodes": sorted(nodes),
+                "count": len(differences),
+                "summary": "\n".join(summary),
+                "differences": differences,
+            }
+        },
+    )
 
 
 def _describe_difference(diff: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in diff.items())
 
 
+@_reporting
 def orphaned_schedule_event(
     cluster: str,
     schedule_id: str,
@@ -341,49 +262,45 @@ def orphaned_schedule_event(
     detail: Mapping[str, Any] | None = None,
 ) -> str | None:
     """A schedule the cluster ran before that the current leader does not define."""
-    try:
-        return _capture(
-            f"orphaned schedule {schedule_id} in cluster {cluster}: it has run before "
-            f"but leader {leader_node} does not define it",
-            level="warning",
-            logger="river_supervisor.periodic",
-            tags={"cluster": cluster, "schedule": schedule_id},
-            fingerprint=[_FINGERPRINT_ROOT, "orphaned-schedule", cluster, schedule_id],
-            contexts={
-                "schedule": {
-                    "id": schedule_id,
-                    "kind": kind,
-                    "leader_node": leader_node,
-                    "last_run_at": _iso(last_run_at),
-                    "detail": dict(detail or {}),
-                }
-            },
-        )
-    except Exception:
-        return _failed("orphaned_schedule_event")
+    return _capture(
+        f"orphaned schedule {schedule_id} in cluster {cluster}: it has run before "
+        f"but leader {leader_node} does not define it",
+        level="warning",
+        logger="river_supervisor.periodic",
+        tags={"cluster": cluster, "schedule": schedule_id},
+        fingerprint=[_FINGERPRINT_ROOT, "orphaned-schedule", cluster, schedule_id],
+        contexts={
+            "schedule": {
+                "id": schedule_id,
+                "kind": kind,
+                "leader_node": leader_node,
+                "last_run_at": _iso(last_run_at),
+                "detail": dict(detail or {}),
+            }
+        },
+    )
 
 
+@_reporting
 def plugin_load_error_event(name: str, distribution: str | None, error: BaseException | str) -> str | None:
     """A plugin that failed to load (the others still run): one issue per plugin name."""
-    try:
-        error_text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        context: dict[str, Any] = {"name": name, "distribution": distribution, "error": error_text}
-        if isinstance(error, BaseException) and error.__traceback__ is not None:
-            import traceback
+    error_text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    context: dict[str, Any] = {"name": name, "distribution": distribution, "error": error_text}
+    if isinstance(error, BaseException) and error.__traceback__ is not None:
+        import traceback
 
-            context["traceback"] = "".join(traceback.format_exception(error))
-        return _capture(
-            f"plugin {name} ({distribution or 'unknown distribution'}) failed to load: {error_text}",
-            level="error",
-            logger="river_supervisor.plugins",
-            tags={"plugin": name},
-            fingerprint=[_FINGERPRINT_ROOT, "plugin-load", name],
-            contexts={"plugin": context},
-        )
-    except Exception:
-        return _failed("plugin_load_error_event")
+        context["traceback"] = "".join(traceback.format_exception(error))
+    return _capture(
+        f"plugin {name} ({distribution or 'unknown distribution'}) failed to load: {error_text}",
+        level="error",
+        logger="river_supervisor.plugins",
+        tags={"plugin": name},
+        fingerprint=[_FINGERPRINT_ROOT, "plugin-load", name],
+        contexts={"plugin": context},
+    )
 
 
+@_reporting
 def crash_loop_event(
     cluster: str,
     node: str,
@@ -400,86 +317,62 @@ def crash_loop_event(
     ``message`` (the supervisor's own log line) is used as is; without it one is built from
     ``crashes``, ``window`` and ``last_exit``.
     """
-    try:
-        if message is None:
-            who = f"worker {worker}" if worker is not None else "workers"
-            counts = (
-                f": {crashes} crashes in {window:g}s" if crashes is not None and window is not None else ""
-            )
-            exit_text = f" (last exit: {last_exit})" if last_exit is not None else ""
-            message = f"{who} crash loop on node {node}{counts}, restarts stopped{exit_text}"
-        return _capture(
-            message,
-            level="error",
-            logger="river_supervisor.supervisor",
-            tags={"cluster": cluster, "node": node},
-            fingerprint=[_FINGERPRINT_ROOT, "crash-loop", cluster, node],
-            contexts={
-                "crash_loop": {
-                    "worker": worker,
-                    "crashes": crashes,
-                    "window_seconds": window,
-                    "last_exit": last_exit,
-                    "detail": dict(detail or {}),
-                }
-            },
-        )
-    except Exception:
-        return _failed("crash_loop_event")
+    if message is None:
+        who = f"worker {worker}" if worker is not None else "workers"
+        counts = f": {crashes} crashes in {window:g}s" if crashes is not None and window is not None else ""
+        exit_text = f" (last exit: {last_exit})" if last_exit is not None else ""
+        message = f"{who} crash loop on node {node}{counts}, restarts stopped{exit_text}"
+    return _capture(
+        message,
+        level="error",
+        logger="river_supervisor.supervisor",
+        tags={"cluster": cluster, "node": node},
+        fingerprint=[_FINGERPRINT_ROOT, "crash-loop", cluster, node],
+        contexts={
+            "crash_loop": {
+                "worker": worker,
+                "crashes": crashes,
+                "window_seconds": window,
+                "last_exit": last_exit,
+                "detail": dict(detail or {}),
+            }
+        },
+    )
 
 
-def job_error(job: JobLike, exc: BaseException | str, *, send_args: bool | None = None) -> str | None:
+@_reporting
+def job_error(job: Job, exc: BaseException | str, *, send_args: bool | None = None) -> str | None:
     """Report a failed job: the handler's exception (grouped by stack trace) or an error text.
 
     Tagged with ``job_kind`` and ``queue``; id, attempt and max_attempts go in the ``job`` context.
     Args go along only when ``send_args`` (default: the ``[sentry] send_job_args`` setting).
     """
-    try:
-        if not enabled():
-            return None
-        include_args = _state.send_job_args if send_args is None else send_args
-        kind = str(getattr(job, "kind", None))
-        queue = str(getattr(job, "queue", None))
-        context: dict[str, Any] = {
-            "id": getattr(job, "id", None),
-            "kind": kind,
-            "queue": queue,
-            "attempt": getattr(job, "attempt", None),
-            "max_attempts": getattr(job, "max_attempts", None),
-        }
+    include_args = _state.send_job_args if send_args is None else send_args
+    context: dict[str, Any] = {
+        "id": job.id,
+        "kind": job.kind,
+        "queue": job.queue,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+    }
+    if include_args:
+        context["args"] = dict(job.args)
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("job_kind", job.kind)
+        scope.set_tag("queue", job.queue)
+        scope.set_context("job", context)
         if include_args:
-            context["args"] = dict(getattr(job, "args", None) or {})
-        with sentry_sdk.new_scope() as scope:
-            scope.set_tag("job_kind", kind)
-            scope.set_tag("queue", queue)
-            scope.set_context("job", context)
-            if include_args:
-                scope.set_extra(ARGS_ALLOWED, True)
-            if isinstance(exc, BaseException):
-                return sentry_sdk.capture_exception(exc)
-            scope.fingerprint = [_FINGERPRINT_ROOT, "job", kind, "{{ default }}"]
-            return sentry_sdk.capture_message(f"job {kind} failed: {exc}", level="error")
-    except Exception:
-        return _failed("job_error")
-
-
-def internal_error(
-    exc: BaseException, *, component: str, detail: Mapping[str, Any] | None = None
-) -> str | None:
-    """A bug caught at a loop boundary (logged once at ERROR by the caller): send it deliberately."""
-    try:
-        if not enabled():
-            return None
-        return sentry_sdk.capture_exception(
-            exc, tags={"component": component}, contexts={"component": {"name": component, **(detail or {})}}
-        )
-    except Exception:
-        return _failed("internal_error")
+            scope.set_extra(ARGS_ALLOWED, True)
+        if isinstance(exc, BaseException):
+            return sentry_sdk.capture_exception(exc)
+        scope.fingerprint = [_FINGERPRINT_ROOT, "job", job.kind, "{{ default }}"]
+        return sentry_sdk.capture_message(f"job {job.kind} failed: {exc}", level="error")
 
 
 # -- crons -------------------------------------------------------------------------------------------
 
 
+@_reporting
 def checkin(
     monitor_slug: str,
     status: CheckInStatus,
@@ -492,18 +385,13 @@ def checkin(
     ``monitor_config`` (schedule, timezone, checkin_margin and max_runtime in minutes, ...) upserts
     the monitor; send it with every check-in. ``duration`` is in seconds.
     """
-    try:
-        if not enabled():
-            return None
-        return capture_checkin(
-            monitor_slug=monitor_slug,
-            check_in_id=check_in_id,
-            status=status,
-            duration=duration,
-            monitor_config=dict(monitor_config) if monitor_config else None,  # type: ignore[arg-type]
-        )
-    except Exception:
-        return _failed("checkin")
+    return capture_checkin(
+        monitor_slug=monitor_slug,
+        check_in_id=check_in_id,
+        status=status,
+        duration=duration,
+        monitor_config=dict(monitor_config) if monitor_config else None,  # type: ignore[arg-type]
+    )
 
 
 # -- plumbing ----------------------------------------------------------------------------------------
@@ -519,8 +407,6 @@ def _capture(
     contexts: dict[str, dict[str, Any]],
     timestamp: datetime | None = None,
 ) -> str | None:
-    if not enabled():
-        return None
     event: dict[str, Any] = {"message": message, "level": level, "logger": logger}
     if isinstance(timestamp, datetime):
         event["timestamp"] = timestamp
@@ -547,11 +433,6 @@ def _iso(at: datetime | None) -> str | None:
 
 # -- redaction ---------------------------------------------------------------------------------------
 # The rules are in ``redaction`` (pure); this process's known secrets are in ``_state``.
-
-
-def redact(text: str) -> str:
-    """``text`` with URL passwords, ``password=...`` style values and known secrets replaced."""
-    return redact_text(text, _state.secrets)
 
 
 def _before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:

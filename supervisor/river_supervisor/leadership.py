@@ -212,19 +212,49 @@ class LeadershipEvent:
     @property
     def ends_term(self) -> bool:
         """Whether this process stopped leading: not on a gain, a reconnect, or a peer's loss it reports."""
-        return self.kind not in ("gained", "reconnected") and "reported_by" not in self.detail
+        return self.kind not in ("gained", "reconnected") and not self.reported_by_successor
+
+    @property
+    def reported_by_successor(self) -> bool:
+        """The loss of a holder that did not resign, reported by the node that replaced it."""
+        return "reported_by" in self.detail
+
+    def message(self) -> str:
+        """The one wording of this change, for the log line and the Sentry event alike."""
+        if self.reported_by_successor:
+            return _peer_lost_message(self)
+        where = f"cluster {self.cluster} (term {self.term})"
+        text = {
+            "gained": f"leadership gained: node {self.node} leads {where}",
+            "resigned": f"leadership resigned: node {self.node} stepped down in {where}",
+            "lost": f"leadership lost: node {self.node} no longer leads {where}",
+            "expired": f"leadership expired: the lease of {self.leader_id} in {where} was not renewed"
+            " within the trust window",
+            "superseded": f"leadership superseded: node {self.node} was replaced in {where}",
+            "reconnected": f"leadership reconnected: node {self.node} lost its lease connection in {where};"
+            " the term continues on a new one",
+        }.get(self.kind, f"leadership {self.kind}: node {self.node} in {where}")
+        if self.other_leader_id and self.kind != "reconnected":
+            text += f", {'previous' if self.kind == 'gained' else 'next'} holder {self.other_leader_id}"
+        return text
 
 
-_MESSAGES: dict[str, str] = {
-    "gained": "gained leadership of cluster %s (term %d)",
-    "resigned": "resigned leadership of cluster %s (term %d)",
-    "lost": "lost leadership of cluster %s (term %d)",
-    "expired": "leadership of cluster %s expired: not renewed within the trust window (term %d)",
-    "superseded": "leadership of cluster %s superseded by another node (term %d)",
-    "reconnected": "lease connection of cluster %s lost: term %d continues on a new connection",
+_LOSS_REASONS = {
+    "session_gone": "its lease session vanished (a crash, a kill, a lost host)",
+    "lease_expired": "its lease expired without renewal (paused, cut off, or its database was away)",
 }
-# A successor reporting the loss of the holder it replaced.
-_PEER_LOST = "leadership of cluster %s lost by node %s (term %d, %s): no leader for %.1fs before term %d"
+
+
+def _peer_lost_message(ev: LeadershipEvent) -> str:
+    """The loss of a holder that did not resign, as its successor reports it."""
+    reason = str(ev.detail.get("reason"))
+    gap = ev.detail.get("leaderless_seconds")
+    took = f"node {ev.detail.get('reported_by')} took over (term {ev.detail.get('next_term')})"
+    leaderless = f" after {gap:.1f} s without a leader" if isinstance(gap, int | float) else ""
+    return (
+        f"leadership lost: node {ev.node} (term {ev.term}) in cluster {ev.cluster}:"
+        f" {_LOSS_REASONS.get(reason, reason)}; {took}{leaderless}"
+    )
 
 
 def _extra(event: str, cluster: str, node: str, term: int | None, **fields: Any) -> dict[str, Any]:
@@ -232,24 +262,12 @@ def _extra(event: str, cluster: str, node: str, term: int | None, **fields: Any)
 
 
 def log_event(ev: LeadershipEvent) -> None:
-    name = f"leadership.{ev.kind}"
-    if "reported_by" in ev.detail:  # not this process's own loss: its log event says so
-        name = "leadership.peer_lost"
-        template: str = _PEER_LOST
-        args: tuple[Any, ...] = (
-            ev.cluster,
-            ev.node,
-            ev.term,
-            ev.detail.get("reason"),
-            ev.detail.get("leaderless_seconds") or 0.0,
-            ev.detail.get("next_term"),
-        )
-    else:
-        template, args = _MESSAGES[ev.kind], (ev.cluster, ev.term)
+    # not this process's own loss: its log event says so
+    name = "leadership.peer_lost" if ev.reported_by_successor else f"leadership.{ev.kind}"
     logger.log(
         ev.level,
-        template,
-        *args,
+        "%s",
+        ev.message(),
         extra=_extra(
             name,
             ev.cluster,

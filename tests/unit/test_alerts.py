@@ -7,13 +7,15 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from river_supervisor import alerts
 from river_supervisor.config import SentryConfig
+from river_supervisor.leadership import EventKind, LeadershipEvent
+from river_supervisor.plugins import Job
+from river_supervisor.redaction import redact_text, secret_values
 
 from tests.harness import fixtures
 from tests.harness.sentry_ingest import SentryIngest
@@ -24,26 +26,15 @@ SECRET = "hunter2-s3cret"
 DB_URL = f"postgresql://app:{SECRET}@db.internal:5432/app"
 
 
-@dataclass(frozen=True)
-class Event:
-    kind: str
-    cluster: str = "default"
-    node: str = "web-1"
-    leader_id: str | None = "web-1:4242:boot1"
-    term: int = 7
-    other_leader_id: str | None = "web-2:77:boot2"
-    at: datetime = field(default_factory=lambda: datetime(2026, 11, 27, 3, 0, tzinfo=UTC))
-    detail: dict[str, Any] = field(default_factory=dict)
+def _event(kind: EventKind, **fields: Any) -> LeadershipEvent:
+    """A leadership change as the elector reports it (web-1 in term 7, web-2 before or after)."""
+    at = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+    known = {"cluster": "default", "node": "web-1", "leader_id": "web-1:4242:boot1", "term": 7}
+    return LeadershipEvent(kind=kind, **{**known, "other_leader_id": "web-2:77:boot2", "at": at, **fields})
 
 
-@dataclass(frozen=True)
-class FakeJob:
-    id: int = 42
-    kind: str = "billing.charge"
-    queue: str = "default"
-    attempt: int = 3
-    max_attempts: int = 25
-    args: dict[str, Any] = field(default_factory=lambda: {"card": "4111-1111"})
+def _job() -> Job:
+    return Job(id=42, kind="billing.charge", attempt=3, max_attempts=25, args={"card": "4111-1111"})
 
 
 @pytest.fixture
@@ -67,7 +58,7 @@ def _one_event(ingest: SentryIngest, **kw: Any) -> Any:
 
 
 def test_leadership_event_arrives_with_the_four_tags_and_a_fingerprint(reporting: SentryIngest) -> None:
-    alerts.leadership_event(Event("gained", detail={"reason": "previous lease expired"}))
+    alerts.leadership_event(_event("gained", detail={"reason": "previous lease expired"}))
     item = _one_event(reporting)
     assert item.tags["cluster"] == "default"
     assert item.tags["node"] == "web-1"
@@ -100,7 +91,7 @@ def test_leadership_event_arrives_with_the_four_tags_and_a_fingerprint(reporting
     ],
 )
 def test_leadership_event_level_follows_its_kind(reporting: SentryIngest, kind: str, level: str) -> None:
-    alerts.leadership_event(Event(kind))
+    alerts.leadership_event(_event(kind))
     item = _one_event(reporting, tag=("leadership_event", kind))
     assert item.level == level
     assert item.fingerprint == ["river-supervisor", "leadership", "default", kind]
@@ -108,9 +99,9 @@ def test_leadership_event_level_follows_its_kind(reporting: SentryIngest, kind: 
 
 
 def test_leadership_fingerprint_groups_terms_and_separates_clusters(reporting: SentryIngest) -> None:
-    alerts.leadership_event(Event("lost", term=1))
-    alerts.leadership_event(Event("lost", term=2))
-    alerts.leadership_event(Event("lost", cluster="billing", term=1))
+    alerts.leadership_event(_event("lost", term=1))
+    alerts.leadership_event(_event("lost", term=2))
+    alerts.leadership_event(_event("lost", cluster="billing", term=1))
     alerts.flush(5)
     items = reporting.wait_for_items(type="event", count=3)
     fingerprints = [tuple(i.fingerprint) for i in items]
@@ -168,7 +159,7 @@ def test_job_error_reports_the_exception_with_job_context_but_no_args(reporting:
     try:
         raise ValueError("card declined")
     except ValueError as exc:
-        alerts.job_error(FakeJob(), exc)
+        alerts.job_error(_job(), exc)
     item = _one_event(reporting)
     assert item.level == "error"
     assert item.payload["exception"]["values"][-1]["value"] == "card declined"
@@ -182,14 +173,14 @@ def test_job_error_sends_args_only_when_asked(reporting: SentryIngest) -> None:
     try:
         raise ValueError("card declined")
     except ValueError as exc:
-        alerts.job_error(FakeJob(), exc, send_args=True)
+        alerts.job_error(_job(), exc, send_args=True)
     item = _one_event(reporting)
     assert item.payload["contexts"]["job"]["args"] == {"card": "4111-1111"}
     assert "river_supervisor.send_job_args" not in item.payload.get("extra", {})
 
 
 def test_job_error_accepts_an_error_text(reporting: SentryIngest) -> None:
-    alerts.job_error(FakeJob(), "TimeoutError: ran past 60s")
+    alerts.job_error(_job(), "TimeoutError: ran past 60s")
     item = _one_event(reporting)
     assert item.level == "error"
     assert item.message == "job billing.charge failed: TimeoutError: ran past 60s"
@@ -215,12 +206,14 @@ def test_checkin_sequence_arrives_with_its_monitor_config(reporting: SentryInges
 
 def test_a_database_password_never_reaches_the_ingest(reporting: SentryIngest) -> None:
     logging.getLogger("river_supervisor.tests").warning("cannot connect to %s", DB_URL)  # a breadcrumb
-    alerts.leadership_event(Event("lost", detail={"database_url": DB_URL, "dsn": "postgres://u:pw2x@h/d"}))
+    alerts.leadership_event(_event("lost", detail={"database_url": DB_URL, "dsn": "postgres://u:pw2x@h/d"}))
     alerts.drift_event("default", "d1", [{"conninfo": f"host=db password={SECRET} user=app"}], ["web-1"])
     try:
         raise ConnectionError(f"could not connect to {DB_URL}")
     except ConnectionError as exc:
-        alerts.internal_error(exc, component="lease", detail={"password": "plain-text", "url": DB_URL})
+        alerts.crash_loop_event(
+            "default", "web-1", 1, str(exc), detail={"password": "plain-text", "url": DB_URL}
+        )
     alerts.flush(5)
     reporting.wait_for_items(type="event", count=3)
     wire = b"".join(r.body for r in reporting.requests()).decode()
@@ -234,14 +227,19 @@ def test_a_database_password_never_reaches_the_ingest(reporting: SentryIngest) -
     )
 
 
-def test_redact_handles_urls_keywords_and_known_secrets(reporting: SentryIngest) -> None:
-    assert alerts.redact("postgresql://u:p%40ss@h/db") == "postgresql://u:***@h/db"
-    assert alerts.redact("see postgresql://u:p@ss@h/db now") == "see postgresql://u:***@h/db now"
-    assert alerts.redact("http://public@127.0.0.1:9/1") == "http://public@127.0.0.1:9/1"
-    assert alerts.redact("https://pub:sec@o1.ingest.sentry.io/5") == "https://pub:***@o1.ingest.sentry.io/5"
-    assert alerts.redact("host=db password='a b' user=x") == "host=db password=*** user=x"
-    assert alerts.redact('{"password": "a b", "user": "x"}') == '{"password": ***, "user": "x"}'
-    assert alerts.redact(f"the value {SECRET} alone") == "the value *** alone"
+def test_redaction_handles_urls_keywords_and_known_secrets() -> None:
+    """The rules every event passes through, with this process's known secrets (the DSN, the URL)."""
+    secrets = secret_values([DB_URL, "http://public@127.0.0.1:9/1"])
+    assert redact_text("postgresql://u:p%40ss@h/db", secrets) == "postgresql://u:***@h/db"
+    assert redact_text("see postgresql://u:p@ss@h/db now", secrets) == "see postgresql://u:***@h/db now"
+    assert redact_text("http://public@127.0.0.1:9/1", secrets) == "http://public@127.0.0.1:9/1"
+    assert (
+        redact_text("https://pub:sec@o1.ingest.sentry.io/5", secrets)
+        == "https://pub:***@o1.ingest.sentry.io/5"
+    )
+    assert redact_text("host=db password='a b' user=x", secrets) == "host=db password=*** user=x"
+    assert redact_text('{"password": "a b", "user": "x"}', secrets) == '{"password": ***, "user": "x"}'
+    assert redact_text(f"the value {SECRET} alone", secrets) == "the value *** alone"
 
 
 def test_init_without_dsn_is_a_no_op(sentry_ingest: SentryIngest) -> None:
@@ -249,7 +247,7 @@ def test_init_without_dsn_is_a_no_op(sentry_ingest: SentryIngest) -> None:
     assert alerts.init(SentryConfig(dsn=None), role="worker", cluster="default", node="w") is False
     assert alerts.init(None, role="cli", cluster="default", node="w") is False
     assert not alerts.enabled()
-    assert alerts.leadership_event(Event("gained")) is None
+    assert alerts.leadership_event(_event("gained")) is None
     assert alerts.drift_event("default", "d", [], []) is None
     assert alerts.checkin("slug", "ok") is None
     alerts.flush(1)
@@ -259,7 +257,7 @@ def test_init_without_dsn_is_a_no_op(sentry_ingest: SentryIngest) -> None:
 def test_reporting_never_raises_on_bad_input(reporting: SentryIngest) -> None:
     assert alerts.leadership_event(object()) is None  # type: ignore[arg-type]
     assert alerts.drift_event("default", None, None, None) is None  # type: ignore[arg-type]
-    alerts.leadership_event(Event("gained"))
+    alerts.leadership_event(_event("gained"))
     assert _one_event(reporting).tags["leadership_event"] == "gained"
 
 
@@ -271,7 +269,7 @@ def test_reporting_to_a_closed_port_neither_raises_nor_blocks_past_the_flush_tim
     assert alerts.init(SentryConfig(dsn=dsn), role="worker", cluster="default", node="w")
     try:
         for kind in ("gained", "lost", "expired"):
-            assert alerts.leadership_event(Event(kind))  # queued: an event id, no exception
+            assert alerts.leadership_event(_event(kind))  # queued: an event id, no exception
         assert alerts.checkin("slug", "in_progress")
         started = time.monotonic()
         alerts.flush(0.5)
@@ -284,7 +282,7 @@ def test_reporting_to_a_closed_port_neither_raises_nor_blocks_past_the_flush_tim
 
 
 def test_events_sent_are_valid_json_envelopes(reporting: SentryIngest) -> None:
-    alerts.leadership_event(Event("resigned", other_leader_id=None))
+    alerts.leadership_event(_event("resigned", other_leader_id=None))
     alerts.flush(5)
     reporting.wait_for_items(type="event")
     [request] = [r for r in reporting.requests() if r.items]

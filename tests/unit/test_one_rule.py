@@ -200,3 +200,28 @@ def test_every_duration_is_read_alike() -> None:
             plugin_every = duration_seconds(sample)
         positive = expected if expected else None  # `every` must be > 0
         assert file_every == plugin_every == positive, (sample, file_every, plugin_every, positive)
+
+
+def test_leadership_changes_are_worded_in_leadership_only() -> None:
+    """``LeadershipEvent.message``: the log line and the Sentry event use the same words."""
+    words = ("leadership gained", "leadership lost", "leadership expired", "stepped down", "no longer leads")
+    copies = [
+        name for name, text in sources().items() if name != "leadership" and any(w in text for w in words)
+    ]
+    assert not copies, f"use LeadershipEvent.message: {copies}"
+    protocols = [
+        _where("alerts", node)
+        for node in ast.walk(trees()["alerts"])
+        if isinstance(node, ast.ClassDef) and any(ast.unparse(base) == "Protocol" for base in node.bases)
+    ]
+    assert not protocols, f"alerts takes the real types, not mirrors of them: {protocols}"
+
+
+def test_alerts_has_one_never_raise_wrapper() -> None:
+    """Every reporter goes through ``alerts._reporting``: one ``except Exception`` that calls ``_failed``."""
+    handlers = [
+        node
+        for node in ast.walk(trees()["alerts"])
+        if isinstance(node, ast.ExceptHandler) and "_failed(" in ast.unparse(node)
+    ]
+    assert len(handlers) == 1, [_where("alerts", h) for h in handlers]
