@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -302,11 +302,6 @@ def queue_gauges(conn: psycopg.Connection[Any]) -> dict[str, dict[str, float]]:
         row["queue"]: {key: float(value) for key, value in row.items() if key != "queue"}
         for row in run_all(conn, "job_queue_gauges", {})
     }
-
-
-def in_seconds(seconds: float, now: datetime | None = None) -> datetime:
-    """An aware UTC time ``seconds`` from now, for ``JobSpec.scheduled_at``."""
-    return (now or datetime.now(UTC)) + timedelta(seconds=seconds)
 
 
 def running_by_worker(conn: psycopg.Connection[Any], worker_id: str) -> list[int]:

@@ -279,7 +279,7 @@ def _resolve(
     )
 
 
-def _seconds(value: Any) -> float:
+def _seconds(value: object) -> float:
     """``every`` arrives in seconds from config and plugins; a string is read as the file reads it."""
     try:
         return parse_duration(value)

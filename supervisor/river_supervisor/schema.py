@@ -26,7 +26,6 @@ from .sql import Migration, migrations
 log = logging.getLogger(__name__)
 
 LINES = ("main", "supervisor")
-MAIN_LATEST = 8  # River v0.48 to v0.51 (8 is a no-op on PostgreSQL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +54,16 @@ def _record(conn: psycopg.Connection[Any], migration: Migration) -> None:
         db.execute(conn, "migration_record_unlined", {"version": migration.version})
 
 
+def latest(line: str) -> int:
+    """The newest version of ``line`` this package has (main: 8, River v0.48 to v0.51); 0 if none."""
+    return max((m.version for m in migrations(line)), default=0)
+
+
 def newer_than_known(conn: psycopg.Connection[Any], lines: tuple[str, ...] = LINES) -> list[str]:
     """Lines at a version this package does not have, as ``"main 9 (we know up to 8)"``; [] if none."""
     found: list[str] = []
     for line in lines:
-        known = max((m.version for m in migrations(line)), default=0)
+        known = latest(line)
         unknown = sorted(v for v in applied_versions(conn, line) if v > known)
         if unknown:
             found.append(f"{line} {unknown[-1]} (this river-supervisor knows up to {known})")

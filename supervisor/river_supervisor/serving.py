@@ -33,9 +33,6 @@ class Unserved:
     def to_json(self) -> dict[str, Any]:
         return {"kinds": list(self.kinds), "queues": list(self.queues)}
 
-    def messages(self) -> list[str]:
-        return [entry["message"] for entry in (*self.queues, *self.kinds)]
-
 
 def find_unserved(
     serves_by_host: Mapping[str, Mapping[str, Any]], waiting: Mapping[tuple[str, str], int]

@@ -137,7 +137,7 @@ def test_database_newer_than_known_is_refused_and_left_alone(fresh_url: str) -> 
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip().splitlines() == [
             "river-supervisor: error: river_migration: the database is at main 9 (this river-supervisor"
-            f" knows up to {schema.MAIN_LATEST}): upgrade river-supervisor (nothing was changed)"
+            f" knows up to {schema.latest('main')}): upgrade river-supervisor (nothing was changed)"
         ]
     with psycopg.connect(fresh_url) as conn:
         ours = conn.execute("select count(*) from river_migration where line = 'supervisor'").fetchone()

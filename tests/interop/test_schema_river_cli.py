@@ -13,7 +13,7 @@ from tests.interop.sides import cli, migrate
 
 pytestmark = pytest.mark.interop
 
-ALL_MAIN = list(range(1, schema.MAIN_LATEST + 1))
+ALL_MAIN = list(range(1, schema.latest("main") + 1))
 
 
 def _river_tables(url: str) -> list[tuple[str, ...]]:
@@ -70,7 +70,7 @@ def test_database_a_newer_river_migrated_is_refused_and_untouched(river: RiverGo
     river.run("migrate-up")
     with psycopg.connect(fresh_url, autocommit=True) as conn:
         conn.execute(
-            "insert into river_migration (line, version) values ('main', %s)", (schema.MAIN_LATEST + 1,)
+            "insert into river_migration (line, version) values ('main', %s)", (schema.latest("main") + 1,)
         )
     before = catalog(fresh_url), _river_tables(fresh_url)
 
