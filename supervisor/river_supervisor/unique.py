@@ -86,10 +86,6 @@ def states_to_bitmask(states: Iterable[str]) -> int:
     return mask
 
 
-def bitmask_to_states(mask: int) -> list[str]:
-    return sorted(state for state, bit in STATE_BITS.items() if mask & bit)
-
-
 def unique_key(
     opts: UniqueOpts,
     *,
