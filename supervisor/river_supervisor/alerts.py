@@ -226,8 +226,10 @@ def leadership_event(ev: LeadershipEvent) -> str | None:
 @_reporting
 def drift_event(cluster: str, digest: str, differences: list[dict[str, Any]], nodes: list[str]) -> str | None:
     """Report configuration drift between nodes: one issue per distinct drift (its digest)."""
+    from .drift import describe  # at call time: drift reads the database, alerts is imported everywhere
+
     short = digest[:12]
-    summary = [_describe_difference(d) for d in differences[:20]]
+    summary = [describe(d, "the reference node") for d in differences[:20]]
     return _capture(
         f"configuration drift in cluster {cluster}: {len(differences)} difference(s) "
         f"across {len(nodes)} node(s) ({short})",
@@ -245,10 +247,6 @@ def drift_event(cluster: str, digest: str, differences: list[dict[str, Any]], no
             }
         },
     )
-
-
-def _describe_difference(diff: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in diff.items())
 
 
 @_reporting

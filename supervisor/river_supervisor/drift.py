@@ -156,6 +156,35 @@ def _differences(node: str, base: Mapping[str, Any], other: Mapping[str, Any]) -
     return found
 
 
+def describe(difference: Mapping[str, Any], reference: str, *, kind: str | None = None) -> str:
+    """One difference (of ``compare``) as people read it, in ``check``, ``status`` and Sentry alike.
+
+    ``reference`` names what the node was compared with ("this host", "node web-1"); ``kind`` is the
+    job kind of an added schedule when the caller knows it.
+    """
+    d, node = difference, f"node {difference['node']}"
+    what = d["what"]
+    if what == "schedule_added":
+        job = f" ({kind})" if kind else ""
+        return f"periodic {d['id']}{job} is defined on {node} but not on {reference}"
+    if what == "schedule_missing":
+        return f"periodic {d['id']} is defined on {reference} but not on {node}"
+    if what == "schedule_changed":
+        fields = "; ".join(
+            f"{name} {values['reference']!r} on {reference}, {values['node']!r} there"
+            for name, values in d["fields"].items()
+        )
+        return f"periodic {d['id']} differs on {node}: {fields}"
+    plugin = f"plugin distribution {d.get('plugin')}"
+    if what == "plugin_added":
+        return f"{plugin} {d['version']} is installed on {node} but not on {reference}"
+    if what == "plugin_missing":
+        return f"{plugin} {d['version']} is installed on {reference} but not on {node}"
+    if what == "plugin_version":
+        return f"{plugin}: version {d['reference']} on {reference}, {d['version']} on {node}"
+    return f"{node}: {str(what).replace('_', ' ')} differs from {reference}"
+
+
 def record_drift(conn: psycopg.Connection[Any], term: Term, cluster: str, drift: Drift) -> bool:
     """Leader-only: record ``drift`` (fenced); True only the first time this digest is seen.
     Recording an empty drift marks every open one resolved and returns False."""

@@ -345,38 +345,12 @@ def check_cluster(
 def _drift_problem(
     difference: Mapping[str, Any], manifests: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
-    node, what = difference["node"], difference["what"]
     problem: dict[str, Any] = {"kind": "drift", **difference}
-    if what == "schedule_added":
-        kind = manifests.get(node, {}).get("schedules", {}).get(difference["id"], {}).get("kind")
-        problem["job_kind"] = kind
-        message = f"periodic {difference['id']} ({kind}) is defined on node {node} but not on this host"
-    elif what == "schedule_missing":
-        message = f"periodic {difference['id']} is defined on this host but not on node {node}"
-    elif what == "schedule_changed":
-        fields = "; ".join(
-            f"{name} here {values['reference']!r}, there {values['node']!r}"
-            for name, values in difference["fields"].items()
-        )
-        message = f"periodic {difference['id']} differs on node {node}: {fields}"
-    elif what == "plugin_added":
-        message = (
-            f"plugin distribution {difference['plugin']} {difference['version']} is installed on node"
-            f" {node} but not on this host"
-        )
-    elif what == "plugin_missing":
-        message = (
-            f"plugin distribution {difference['plugin']} {difference['version']} is installed on this host"
-            f" but not on node {node}"
-        )
-    elif what == "plugin_version":
-        message = (
-            f"plugin distribution {difference['plugin']}: version {difference['reference']} on this host,"
-            f" {difference['version']} on node {node}"
-        )
-    else:
-        message = f"node {node}: {what.replace('_', ' ')} differs from this host"
-    problem["message"] = message
+    kind = None
+    if difference["what"] == "schedule_added":
+        schedules = manifests.get(difference["node"], {}).get("schedules", {})
+        kind = problem["job_kind"] = schedules.get(difference["id"], {}).get("kind")
+    problem["message"] = drift.describe(difference, THIS_HOST, kind=kind)
     return problem
 
 

@@ -76,7 +76,7 @@ def test_check_names_the_fields_of_a_changed_schedule(
     (problem,) = doc["problems"]
     assert (problem["what"], problem["id"]) == ("schedule_changed", "tick")
     assert problem["fields"] == {"every": {"reference": 60.0, "node": 120.0}}
-    assert "every here 60.0, there 120.0" in problem["message"]
+    assert "every 60.0 on this host, 120.0 there" in problem["message"]
 
 
 def test_check_names_plugin_version_skew(

@@ -111,7 +111,7 @@ def test_leadership_fingerprint_groups_terms_and_separates_clusters(reporting: S
 
 
 def test_drift_event_is_a_warning_fingerprinted_by_its_digest(reporting: SentryIngest) -> None:
-    differences = [{"node": "web-2", "schedule": "nightly", "problem": "missing"}]
+    differences = [{"node": "web-2", "what": "schedule_missing", "id": "nightly"}]
     alerts.drift_event("default", "ab12cd34ef56ab12cd34", differences, ["web-1", "web-2"])
     item = _one_event(reporting)
     assert item.level == "warning"
@@ -120,7 +120,7 @@ def test_drift_event_is_a_warning_fingerprinted_by_its_digest(reporting: SentryI
     ctx = item.payload["contexts"]["drift"]
     assert ctx["nodes"] == ["web-1", "web-2"]
     assert ctx["differences"] == differences
-    assert "node=web-2, schedule=nightly, problem=missing" in ctx["summary"]
+    assert "periodic nightly is defined on the reference node but not on node web-2" in ctx["summary"]
 
 
 def test_orphaned_schedule_plugin_error_and_crash_loop_events(reporting: SentryIngest) -> None:
@@ -207,7 +207,9 @@ def test_checkin_sequence_arrives_with_its_monitor_config(reporting: SentryInges
 def test_a_database_password_never_reaches_the_ingest(reporting: SentryIngest) -> None:
     logging.getLogger("river_supervisor.tests").warning("cannot connect to %s", DB_URL)  # a breadcrumb
     alerts.leadership_event(_event("lost", detail={"database_url": DB_URL, "dsn": "postgres://u:pw2x@h/d"}))
-    alerts.drift_event("default", "d1", [{"conninfo": f"host=db password={SECRET} user=app"}], ["web-1"])
+    conninfo = {"reference": {"conninfo": f"host=db password={SECRET} user=app"}, "node": {}}
+    changed = {"node": "web-2", "what": "schedule_changed", "id": "sync", "fields": {"args": conninfo}}
+    alerts.drift_event("default", "d1", [changed], ["web-1", "web-2"])
     try:
         raise ConnectionError(f"could not connect to {DB_URL}")
     except ConnectionError as exc:

@@ -93,8 +93,9 @@ SAME_LAYER: dict[str, set[str]] = {
     "drift": {"leadership", "nodes"},  # the drift watch reads the live nodes (nodes owns their rows)
     "nodes": {"leadership"},
     "serving": {"nodes"},  # what each live node serves is on its node row
-    # alerts reports a leadership.LeadershipEvent with its own message (a type-checking import only)
-    "alerts": {"leadership"},
+    # alerts reports a leadership.LeadershipEvent with its own message (a type-checking import only),
+    # and a drift's differences in drift's words
+    "alerts": {"leadership", "drift"},
     "manifest": {"drift"},  # the manifest is what drift.fingerprint hashes
     # layer 4: STYLE: supervisor imports worker; it is split into children (spawning) and duties (leader side)
     "supervisor": {"worker", "children", "duties", "metrics", "reload"},

@@ -225,3 +225,10 @@ def test_alerts_has_one_never_raise_wrapper() -> None:
         if isinstance(node, ast.ExceptHandler) and "_failed(" in ast.unparse(node)
     ]
     assert len(handlers) == 1, [_where("alerts", h) for h in handlers]
+
+
+def test_drift_differences_are_worded_in_drift_only() -> None:
+    """``drift.describe``: check, status and the Sentry drift event word a difference alike."""
+    words = ("is defined on", "is installed on", "plugin distribution")
+    copies = [name for name, text in sources().items() if name != "drift" and any(w in text for w in words)]
+    assert not copies, f"use drift.describe: {copies}"

@@ -101,7 +101,7 @@ def test_check_offline_warns_about_a_queue_this_host_does_not_serve() -> None:
                 "id": "z",
                 "fields": {"cron": {"reference": "a", "node": "b"}},
             },
-            "periodic z differs on node web-2: cron here 'a', there 'b'",
+            "periodic z differs on node web-2: cron 'a' on this host, 'b' there",
         ),
         (
             {
@@ -160,6 +160,7 @@ def test_status_rendering_has_aligned_sections() -> None:
         ],
         "drift": {
             "summary": "1 node(s) differ from web-1: 1 schedule added",
+            "reference": "web-1",
             "differences": [{"node": "web-2", "what": "schedule_added", "id": "x"}],
         },
         "periodic": [
@@ -196,7 +197,7 @@ def test_status_rendering_has_aligned_sections() -> None:
         "  web-2 (pid 2000): worker 1 cannot start, its breaker is open"
         " (the supervisor retries it every 60s): killed by SIGSEGV"
     ) in lines
-    assert "    web-2: schedule added x" in lines
+    assert "    periodic x is defined on node web-2 but not on node web-1" in lines
     old = next(line for line in lines if line.startswith("  old "))
     assert old.rstrip().endswith("ORPHANED")
     queue_header = next(line for line in lines if line.startswith("  QUEUE"))

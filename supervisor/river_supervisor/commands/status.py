@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..children import BREAKER_RETRY
+from ..drift import describe
 from ..errors import UsageError
 from ..queue import JOB_STATES
 from ..schedules import display_schedule
@@ -133,8 +134,9 @@ def render(doc: dict[str, Any]) -> str:
     out += ["", "Drift"]
     drift = doc["drift"]
     out.append(f"  {drift['summary']}")
+    reference = f"node {drift['reference']}" if drift.get("reference") else "the reference node"
     for difference in drift["differences"]:
-        out.append("    " + _difference(difference))
+        out.append("    " + describe(difference, reference))
 
     out += ["", "Periodic"]
     if doc["periodic"]:
@@ -177,14 +179,3 @@ def render(doc: dict[str, Any]) -> str:
         out += ["", "This host"]
         out += [f"  {problem['message']}" for problem in problems]
     return "\n".join(out) + "\n"
-
-
-def _difference(d: dict[str, Any]) -> str:
-    what = d["what"].replace("_", " ")
-    if "id" in d:
-        fields = f" ({', '.join(d['fields'])})" if d.get("fields") else ""
-        return f"{d['node']}: {what} {d['id']}{fields}"
-    if "plugin" in d:
-        ref = f" {d['reference']} ->" if "reference" in d else ""
-        return f"{d['node']}: {what} {d['plugin']}{ref} {d.get('version')}"
-    return f"{d['node']}: {what}"
