@@ -13,8 +13,20 @@ import re
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
-from river_supervisor import config_values, durations, job_options
+from river_supervisor import (
+    alerts,
+    config_values,
+    db,
+    drift,
+    durations,
+    errors,
+    job_options,
+    leadership,
+    nodes,
+    schedules,
+)
 from river_supervisor.config_values import Invalid
 from river_supervisor.insert import JobSpec
 from river_supervisor.plugins import Plugin, duration_seconds
@@ -43,6 +55,16 @@ def _walk_outside(owner: str) -> Iterator[tuple[str, ast.AST]]:
                 yield name, node
 
 
+def _owner(module: ModuleType) -> str:
+    """The owning module's name as ``sources`` keys it (follows the module if it moves)."""
+    return module.__name__.removeprefix("river_supervisor.")
+
+
+def _mentioning(words: tuple[str, ...], *, outside: str) -> list[str]:
+    """The modules other than ``outside`` whose source holds one of ``words``."""
+    return [name for name, text in sources().items() if name != outside and any(w in text for w in words)]
+
+
 def _where(name: str, node: ast.AST) -> str:
     return f"{name}:{getattr(node, 'lineno', '?')}"
 
@@ -51,7 +73,7 @@ def test_the_first_line_of_an_error_is_taken_in_errors_only() -> None:
     """``errors.first_line``: no ``....splitlines()[0]`` (or ``[-1]``) of an error elsewhere."""
     copies = [
         _where(name, node)
-        for name, node in _walk_outside("errors")
+        for name, node in _walk_outside(_owner(errors))
         if isinstance(node, ast.Subscript)
         and isinstance(node.value, ast.Call)
         and isinstance(node.value.func, ast.Attribute)
@@ -64,7 +86,7 @@ def test_the_first_line_of_an_error_is_taken_in_errors_only() -> None:
 def test_what_a_retry_can_outlive_is_db_transient_only() -> None:
     """``db.TRANSIENT``: no other module lists psycopg's connection errors or names a RECOVERABLE."""
     copies = []
-    for name, node in _walk_outside("db"):
+    for name, node in _walk_outside(_owner(db)):
         if isinstance(node, ast.Tuple | ast.BinOp):
             named = {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
             if {"OperationalError", "InterfaceError"} <= named:
@@ -82,7 +104,7 @@ def test_node_labels_are_made_by_nodes_labels_only() -> None:
     copies = [
         f"{name}:{text[: m.start()].count(chr(10)) + 1}"
         for name, text in sources().items()
-        if name != "nodes"
+        if name != _owner(nodes)
         for m in pattern.finditer(text)
     ]
     assert not copies, f"use nodes.labels: {copies}"
@@ -112,7 +134,7 @@ def test_queue_name_and_kind_patterns_live_in_job_options_only() -> None:
     copies = [
         _where(name, node)
         for name, node, pattern in _compiled_patterns()
-        if name != "job_options" and any(part in pattern for part in QUEUE_AND_KIND_PARTS)
+        if name != _owner(job_options) and any(part in pattern for part in QUEUE_AND_KIND_PARTS)
     ]
     assert not copies, f"use job_options.is_valid_queue_name / is_valid_kind: {copies}"
 
@@ -122,7 +144,7 @@ def test_duration_grammars_live_in_durations_only() -> None:
     copies = [
         _where(name, node)
         for name, node, pattern in _compiled_patterns()
-        if name != "durations" and re.search(r"\bms\|", pattern)
+        if name != _owner(durations) and re.search(r"\bms\|", pattern)
     ]
     assert not copies, f"use durations.parse_duration / parse_go_duration: {copies}"
 
@@ -130,7 +152,7 @@ def test_duration_grammars_live_in_durations_only() -> None:
 def test_missed_and_overlap_policies_are_listed_in_schedules_only() -> None:
     policy_sets = ({"skip", "latest", "all"}, {"allow", "skip"})
     copies = []
-    for name, node in _walk_outside("schedules"):
+    for name, node in _walk_outside(_owner(schedules)):
         items = None
         if isinstance(node, ast.Tuple | ast.List | ast.Set):
             items = node.elts
@@ -205,13 +227,11 @@ def test_every_duration_is_read_alike() -> None:
 def test_leadership_changes_are_worded_in_leadership_only() -> None:
     """``LeadershipEvent.message``: the log line and the Sentry event use the same words."""
     words = ("leadership gained", "leadership lost", "leadership expired", "stepped down", "no longer leads")
-    copies = [
-        name for name, text in sources().items() if name != "leadership" and any(w in text for w in words)
-    ]
+    copies = _mentioning(words, outside=_owner(leadership))
     assert not copies, f"use LeadershipEvent.message: {copies}"
     protocols = [
-        _where("alerts", node)
-        for node in ast.walk(trees()["alerts"])
+        _where(_owner(alerts), node)
+        for node in ast.walk(trees()[_owner(alerts)])
         if isinstance(node, ast.ClassDef) and any(ast.unparse(base) == "Protocol" for base in node.bases)
     ]
     assert not protocols, f"alerts takes the real types, not mirrors of them: {protocols}"
@@ -221,14 +241,14 @@ def test_alerts_has_one_never_raise_wrapper() -> None:
     """Every reporter goes through ``alerts._reporting``: one ``except Exception`` that calls ``_failed``."""
     handlers = [
         node
-        for node in ast.walk(trees()["alerts"])
+        for node in ast.walk(trees()[_owner(alerts)])
         if isinstance(node, ast.ExceptHandler) and "_failed(" in ast.unparse(node)
     ]
-    assert len(handlers) == 1, [_where("alerts", h) for h in handlers]
+    assert len(handlers) == 1, [_where(_owner(alerts), h) for h in handlers]
 
 
 def test_drift_differences_are_worded_in_drift_only() -> None:
     """``drift.describe``: check, status and the Sentry drift event word a difference alike."""
     words = ("is defined on", "is installed on", "plugin distribution")
-    copies = [name for name, text in sources().items() if name != "drift" and any(w in text for w in words)]
+    copies = _mentioning(words, outside=_owner(drift))
     assert not copies, f"use drift.describe: {copies}"
