@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, cast
 
 import sentry_sdk
 from sentry_sdk.crons import capture_checkin
@@ -39,7 +39,9 @@ from .plugins import Job
 from .redaction import ARGS_ALLOWED, scrub, scrub_event, secret_values
 from .redaction import REDACTED as REDACTED  # re-exported: alerts.REDACTED
 
-if TYPE_CHECKING:  # a type only: leadership (and psycopg) are not loaded for it
+if TYPE_CHECKING:  # types only: leadership (and psycopg) are not loaded for them
+    from sentry_sdk.types import Event, Hint
+
     from .leadership import LeadershipEvent
 
 log = logging.getLogger(__name__)
@@ -433,9 +435,9 @@ def _iso(at: datetime | None) -> str | None:
 # The rules are in ``redaction`` (pure); this process's known secrets are in ``_state``.
 
 
-def _before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+def _before_send(event: Event, hint: Hint) -> Event | None:
     try:
-        return scrub_event(event, _state.secrets)
+        return cast("Event", scrub_event(cast(dict[str, Any], event), _state.secrets))
     except Exception:
         # Fail closed: an event we could not redact is not sent.
         log.debug("redaction failed; event dropped", exc_info=True, extra=_extra("redact"))

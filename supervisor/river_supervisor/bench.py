@@ -139,7 +139,7 @@ def with_search_path(url: str, schema_name: str) -> str:
 
 
 def _schema_statement(name: str, schema_name: str) -> sql.Composed:
-    return sql.SQL(db.query(name)).format(schema=sql.Identifier(schema_name))  # type: ignore[arg-type]
+    return sql.SQL(db.query(name)).format(schema=sql.Identifier(schema_name))
 
 
 @contextlib.contextmanager

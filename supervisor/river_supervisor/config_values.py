@@ -144,7 +144,7 @@ def choice(*options: str) -> Kind:
     def check(value: Any) -> str:
         if value not in options:
             raise Invalid()
-        return value
+        return str(value)
 
     return Kind(" or ".join(f'"{o}"' for o in options), check)
 
@@ -190,7 +190,7 @@ def queue_name() -> Kind:
     def check(value: Any) -> str:
         if not is_valid_queue_name(value):
             raise Invalid()
-        return value
+        return str(value)
 
     return Kind(f"a queue name: {QUEUE_NAME_RULE}", check)
 

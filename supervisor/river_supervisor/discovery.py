@@ -95,7 +95,9 @@ class PluginSet:
     def modules(self) -> tuple[str, ...]:
         """Top-level modules of the loaded plugins (what a worker imports; already imported here)."""
         names = {
-            row.entry_point.split(":")[0].split(".")[0] for row in self.plugins if row.plugin is not None
+            row.entry_point.split(":")[0].split(".")[0]
+            for row in self.plugins
+            if row.plugin is not None and row.entry_point is not None
         }
         return tuple(sorted(name for name in names if name))
 
@@ -150,7 +152,7 @@ class _ImportFailed(Exception):
 def _manager(entry_points: list[_EntryPoint], on_failure: Any) -> Any:
     from stevedore import ExtensionManager
 
-    class FreshExtensionManager(ExtensionManager):
+    class FreshExtensionManager(ExtensionManager):  # type: ignore[type-arg]
         """stevedore's loader over the entry points we read ourselves (see the module docstring)."""
 
         def list_entry_points(self) -> list[Any]:
@@ -277,14 +279,15 @@ def _combine(
                 )
                 continue
             handlers[kind] = RegisteredHandler(plugin.name, decl.handler, decl.options)
-        for decl in plugin.periodic_decls:
-            if decl.id in periodic:
+        for periodic_decl in plugin.periodic_decls:
+            if periodic_decl.id in periodic:
                 conflicts.append(
                     PluginConflict(
-                        f"periodic id {decl.id!r} is declared by plugins {periodic[decl.id].plugin!r} and"
-                        f" {plugin.name!r}; disable one of them in [plugins]"
+                        f"periodic id {periodic_decl.id!r} is declared by plugins"
+                        f" {periodic[periodic_decl.id].plugin!r} and {plugin.name!r}; disable one of them"
+                        " in [plugins]"
                     )
                 )
                 continue
-            periodic[decl.id] = decl
+            periodic[periodic_decl.id] = periodic_decl
     return handlers, list(periodic.values()), conflicts

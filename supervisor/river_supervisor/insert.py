@@ -38,14 +38,14 @@ def _check_kind(kind: object) -> None:
     if not is_valid_kind(kind):
         raise InvalidJob(f"kind: {kind!r} is not a valid job kind ({KIND_RULE})")
     if len(_VALID_KINDS) < _CACHE_LIMIT:
-        _VALID_KINDS.add(kind)
+        _VALID_KINDS.add(str(kind))
 
 
 def _check_queue(name: object) -> None:
     if not is_valid_queue_name(name):
         raise InvalidJob(f"queue: {name!r} is not a valid queue name ({QUEUE_NAME_RULE})")
     if len(_VALID_QUEUES) < _CACHE_LIMIT:
-        _VALID_QUEUES.add(name)
+        _VALID_QUEUES.add(str(name))
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,7 @@ class JobRow:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values: ISO 8601 times with offset, the unique key in hex."""
         out: dict[str, Any] = {}
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             value = getattr(self, name)
             if isinstance(value, datetime):
                 value = value.isoformat()

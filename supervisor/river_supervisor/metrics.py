@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -312,7 +312,7 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 def _histogram(
     name: str,
     doc: str,
-    series: list[tuple[list[str], list[float], float]],
+    series: Sequence[tuple[list[str], Sequence[float], float]],
     bounds: tuple[float, ...],
     labels: list[str] | None = None,
 ) -> HistogramMetricFamily:

@@ -125,10 +125,12 @@ class Job:
     def from_row(cls, row: Any, *, context: JobContext | None = None) -> Job:
         """Build a ``Job`` from a River job row (an object with the columns as attributes, or a
         mapping); JSON columns may still be text or bytes."""
-        get = row.get if isinstance(row, Mapping) else lambda key, default=None: getattr(row, key, default)
+        get: Callable[..., Any] = (
+            row.get if isinstance(row, Mapping) else lambda key, default=None: getattr(row, key, default)
+        )
         return cls(
             id=int(get("id")),
-            kind=get("kind"),
+            kind=str(get("kind")),
             args=_json_dict(get("args")),
             attempt=int(get("attempt", 1) or 0),
             max_attempts=int(get("max_attempts", 25)),
@@ -500,9 +502,10 @@ def _check_args(where: str, args: Mapping[str, Any] | None) -> dict[str, Any]:
         raise DeclarationError(f"{where}: args must be a mapping, got {type(args).__name__}")
     try:
         # A copy through JSON: what is enqueued is exactly what a peer with this version would enqueue.
-        return json.loads(json.dumps(dict(args), sort_keys=True))
+        copied: dict[str, Any] = json.loads(json.dumps(dict(args), sort_keys=True))
     except (TypeError, ValueError) as exc:
         raise DeclarationError(f"{where}: args must be JSON-serialisable: {exc}") from None
+    return copied
 
 
 def _check_timezone(where: str, timezone: object) -> str:

@@ -353,15 +353,15 @@ def _newest_missed(
     # Cron: count forward from the cursor up to SCAN_LIMIT slots; if the gap holds more, look back
     # from the boundary over growing windows for the newest ``count``.
     window: deque[datetime] = deque(maxlen=count)
-    total, first = 0, None
+    total, first_slot = 0, None
     for slot in schedule.slots_between(cursor, boundary):
-        first = first or slot
+        first_slot = first_slot or slot
         window.append(slot)
         total += 1
         if total >= SCAN_LIMIT:
             break
     else:
-        return list(window), total, True, first
+        return list(window), total, True, first_slot
     span = timedelta(days=1)
     while True:
         start = max(cursor, boundary - span)
@@ -371,7 +371,7 @@ def _newest_missed(
             recent.append(slot)
             seen += 1
         if seen >= count or start == cursor:
-            return list(recent), max(total, seen), False, first
+            return list(recent), max(total, seen), False, first_slot
         span *= 4
 
 

@@ -120,7 +120,7 @@ def cluster_status(
     return {
         "cluster": cluster,
         "generated_at": iso(now),
-        "leader": _leader(lease) if leader_id else None,
+        "leader": _leader(lease) if lease and leader_id else None,
         "last_leader": _leader(lease) if lease and not leader_id else None,
         "leadership_history": [
             {

@@ -70,18 +70,19 @@ def resign(conn: Any, cluster: str, timeout: float) -> dict[str, Any]:
         )
     sent_at = leadership.request_resign(conn, cluster)
     deadline = time.monotonic() + timeout
-    current = lease
+    current: dict[str, Any] | None = lease
     while time.monotonic() < deadline:
         current = nodes.leader(conn, cluster)
         if current is not None and current["live"] and current["term"] != lease["term"]:
             break
         time.sleep(POLL)
     else:
-        holder = f"{current['node']} (term {current['term']})" if current and current["live"] else "no one"
+        leading = f"{current['node']} (term {current['term']})" if current and current["live"] else "no one"
         raise RiverSupervisorError(
             f"cluster {cluster}: leadership did not move to another host within {timeout:g}s;"
-            f" leader now: {holder}"
+            f" leader now: {leading}"
         )
+    assert current is not None  # the loop ended on a live lease of a new term
     if current["leader_id"] == lease["leader_id"]:  # no follower took it; the old leader is back
         raise RiverSupervisorError(
             f"cluster {cluster}: no other host took over;"

@@ -104,7 +104,8 @@ def render(doc: dict[str, Any]) -> str:
 
     out += ["", "Nodes"]
     if doc["nodes"]:
-        rows = [("NODE", "PID", "WORKERS", "STARTED", "LAST SEEN", "FINGERPRINT", "DRIFT")]
+        header = ("NODE", "PID", "WORKERS", "STARTED", "LAST SEEN", "FINGERPRINT", "DRIFT")
+        rows: list[tuple[str, ...]] = [header]
         for node in doc["nodes"]:
             name = node["node"] + (" (leader)" if node.get("leader") else "")
             drift = "DRIFT" if node["drift"] else "-"
