@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .worker import EXIT_BOOT_ERROR, EXIT_OK, EXIT_ORPHANED
+from .processes import EXIT_BOOT_ERROR, EXIT_OK, EXIT_ORPHANED
 
 RESTART_BACKOFF_BASE = 0.5  # first restart after a crash; doubles with each crash in the window ...
 RESTART_BACKOFF_MAX = 5.0  # ... up to this: a worker that booted and ran is always restarted

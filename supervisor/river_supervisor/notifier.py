@@ -10,6 +10,15 @@ after the re-read is not).
 
 Only ``db.TRANSIENT`` errors (a lost or refused connection, a read-only database, ...) are treated
 as a lost connection; anything else is a bug and propagates.
+
+An owner may also run its own statements on the connection (``connection``; a worker fetches on
+the one it LISTENs on, so no notification falls between a LISTEN and the first read): it reports
+a failure with ``lost(exc)``. With ``confirm=True`` the backoff is reset only when the owner says
+the connection works (``confirm()``), not by a connect alone (a read-only database accepts
+connections and LISTEN, and refuses the first write). ``reports`` words the loss and the return in
+the owner's terms (default: the listener's own log lines).
+
+Owns: LISTEN connections and their reconnect. May import: ``db`` (and ``backoff``).
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import select
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
@@ -62,23 +71,83 @@ def _extra(event: str, **fields: Any) -> dict[str, Any]:
     return {"event": event, **fields}
 
 
+# The channels to LISTEN on: full names, or a function naming them on each new connection.
+Channels = Sequence[str] | Callable[[psycopg.Connection[Any]], Sequence[str]]
+
+
+def river_channels(*topics: str) -> Callable[[psycopg.Connection[Any]], list[str]]:
+    """River's channels for ``topics`` in a connection's current schema (``<schema>.<topic>``)."""
+
+    def named(conn: psycopg.Connection[Any]) -> list[str]:
+        row = db.fetch_one(conn, "session_schema")
+        assert row is not None
+        return [f"{row['schema']}.{topic}" for topic in topics]
+
+    return named
+
+
+class Reports(Protocol):
+    """How a listener's owner reports the connection lost, and back after ``attempts`` failures."""
+
+    def lost(self, attempt: int, delay: float, exc: BaseException) -> None: ...
+
+    def back(self, attempts: int) -> None: ...
+
+
+class _OwnReports:
+    """The listener's own lines: ``listener.disconnected`` and ``listener.reconnected``."""
+
+    def __init__(self, listener: Listener) -> None:
+        self._listener = listener
+
+    def lost(self, attempt: int, delay: float, exc: BaseException) -> None:
+        logger.warning(
+            "listener connection lost (attempt %d); reconnecting in %.1fs: %s",
+            attempt,
+            delay,
+            type(exc).__name__,
+            extra=_extra(
+                "listener.disconnected",
+                attempt=attempt,
+                sleep_duration=delay,
+                error=first_line(exc),
+            ),
+        )
+
+    def back(self, attempts: int) -> None:
+        logger.info(
+            "listener reconnected after %d attempts",
+            attempts,
+            extra=_extra("listener.reconnected", attempt=attempts, channels=list(self._listener.channels)),
+        )
+
+
 class Listener:
     """One connection LISTENing on ``channels`` (full names, ``<schema>.<topic>``)."""
 
     def __init__(
         self,
         conninfo: str,
-        channels: Sequence[str],
+        channels: Channels,
         *,
         application_name: str = "river-supervisor-listener",
         clock: Callable[[], float] = time.monotonic,
         backoff: Callable[[int], float] = service_backoff,
+        connect_timeout: int = CONNECT_TIMEOUT,
+        call_timeout: float = CALL_TIMEOUT,
+        confirm: bool = False,
+        reports: Reports | None = None,
     ) -> None:
         self.conninfo = conninfo
-        self.channels = tuple(channels)
+        self._name_channels = channels if callable(channels) else None
+        self.channels: tuple[str, ...] = () if callable(channels) else tuple(channels)
         self.application_name = application_name
         self._clock = clock
         self._backoff = backoff
+        self._connect_timeout = connect_timeout
+        self._call_timeout = call_timeout
+        self._confirm = confirm
+        self._reports: Reports = reports if reports is not None else _OwnReports(self)
         self._conn: psycopg.Connection[Any] | None = None
         self._attempt = 0
         self._reconnect_at = math.inf  # no connection wanted until connect()
@@ -99,6 +168,21 @@ class Listener:
     @property
     def connected(self) -> bool:
         return self._conn is not None and not self._conn.closed
+
+    @property
+    def connection(self) -> psycopg.Connection[Any] | None:
+        """The LISTEN connection, for the owner's own statements (``None`` while disconnected)."""
+        return self._conn
+
+    def lost(self, exc: BaseException, now: float | None = None) -> None:
+        """The owner's statement on ``connection`` failed (a ``db.TRANSIENT`` error): reconnect later."""
+        self._fail(self._clock() if now is None else now, exc)
+
+    def confirm(self) -> None:
+        """The owner used the connection successfully: report it back and reset the backoff."""
+        if self._attempt:
+            self._reports.back(self._attempt)
+        self._attempt = 0
 
     def fileno(self) -> int | None:
         """The socket to wait on, or ``None`` while disconnected (``next_deadline`` covers that)."""
@@ -158,23 +242,21 @@ class Listener:
         conn = db.connect(
             self.conninfo,
             application_name=self.application_name,
-            connect_timeout=CONNECT_TIMEOUT,
-            call_timeout=CALL_TIMEOUT,
+            connect_timeout=self._connect_timeout,
+            call_timeout=self._call_timeout,
             **KEEPALIVE_OPTIONS,
         )
         try:
+            if self._name_channels is not None:
+                self.channels = tuple(self._name_channels(conn))
             for channel in self.channels:
-                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                conn.execute(sql.SQL(db.query("session_listen")).format(channel=sql.Identifier(channel)))  # type: ignore[arg-type]
         except BaseException:
             conn.close()
             raise
-        if self._attempt:
-            logger.info(
-                "listener reconnected after %d attempts",
-                self._attempt,
-                extra=_extra("listener.reconnected", attempt=self._attempt, channels=list(self.channels)),
-            )
-        self._conn, self._attempt, self._reconnect_at = conn, 0, math.inf
+        self._conn, self._reconnect_at = conn, math.inf
+        if not self._confirm:
+            self.confirm()
 
     def _fail(self, now: float, exc: BaseException) -> None:
         if self._conn is not None:
@@ -183,15 +265,4 @@ class Listener:
         self._attempt += 1
         delay = self._backoff(self._attempt)
         self._reconnect_at = now + delay
-        logger.warning(
-            "listener connection lost (attempt %d); reconnecting in %.1fs: %s",
-            self._attempt,
-            delay,
-            type(exc).__name__,
-            extra=_extra(
-                "listener.disconnected",
-                attempt=self._attempt,
-                sleep_duration=delay,
-                error=first_line(exc),
-            ),
-        )
+        self._reports.lost(self._attempt, delay, exc)

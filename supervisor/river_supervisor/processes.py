@@ -14,14 +14,20 @@ in the worker's group, so killing the group when the worker ends kills it too; a
 the supervisor's group (``kill -- -PGID``, ``timeout``) reaches only the supervisor, which then stops
 its workers gracefully, exactly as for a SIGTERM to its pid.
 
+The worker's side of the contract lives here too: its exit codes, "exit now" (``EXIT_NOW``, also
+its parent-death signal), its signal handlers (``WorkerSignals``) and how it is adopted and named
+(``adopt_worker``).
+
 Linux-only parts (prctl, pidfd) degrade quietly elsewhere: a worker is then watched through its
-pipe and by pid, and its exit status may be unknown. Nothing here imports psycopg or sentry_sdk.
+pipe and by pid, and its exit status may be unknown. Owns: OS process primitives. May import: the
+standard library only (no psycopg, no sentry_sdk, nothing of this package).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import enum
 import os
 import select
 import signal
@@ -32,6 +38,13 @@ from collections.abc import Callable
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 ADOPTION_WAIT = 5.0  # the first process of a new worker exits at once; never wait longer than this
+
+# A worker's exit codes, for the log: the parent classifies an exit by whether the worker had said
+# "ready", never by a code alone (a job's os._exit(3) can produce any of these).
+EXIT_OK = 0
+EXIT_BOOT_ERROR = 3
+EXIT_ORPHANED = 4
+EXIT_NOW = signal.SIGUSR1  # the parent's "exit now" to a worker, and a worker's parent-death signal
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -160,3 +173,74 @@ def reap_strays(pgid: int, keep: int | None = None) -> bool:
             return True
         with contextlib.suppress(ChildProcessError):
             os.waitpid(found.si_pid, 0)
+
+
+# --- the worker's side ----------------------------------------------------------------------------
+
+
+class Stop(enum.IntEnum):
+    """How far a worker has been asked to stop; it only ever goes up."""
+
+    RUN = 0
+    DRAIN = 1  # stop fetching, let running jobs finish, exit (SIGTERM, or the parent's "stop")
+    NOW = 2  # exit now (``EXIT_NOW``: a job ran past its timeout, the grace period is over)
+
+
+class WorkerSignals:
+    """A worker's signal handlers: they only record the request and poke the wakeup fd (gunicorn's rule).
+
+    SIGTERM drains, as the parent's "stop" message does, so a SIGTERM sent to every process
+    (systemd's control-group stop) still stops gracefully: the parent decides how long it lasts.
+    """
+
+    def __init__(self, wake_fd: int) -> None:
+        self.stop = Stop.RUN
+        self._wake_fd = wake_fd
+
+    def install(self) -> None:
+        signal.signal(EXIT_NOW, self._on_exit_now)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C hits its group
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the parent reloads; a worker is replaced
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+    def request(self, level: Stop) -> None:
+        self.stop = max(self.stop, level)
+
+    def _on_exit_now(self, signum: int, frame: object) -> None:
+        self.request(Stop.NOW)
+        self._wake()
+
+    def _on_term(self, signum: int, frame: object) -> None:
+        self.request(Stop.DRAIN)
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_fd, b"t")
+
+
+def adopt_worker(report_pid: Callable[[int], None], parent_pid: int, title: str) -> bool:
+    """The first thing a new worker does: be adopted by the supervisor (``detach``), exit at once
+    if the supervisor is already gone, and take ``title``. True when the supervisor is the parent."""
+    adopted = detach(report_pid, parent_pid, EXIT_NOW)
+    if not adopted:
+        try:  # not adopted (another platform, or the supervisor died meanwhile): is it there?
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(EXIT_ORPHANED)
+    set_title(title)
+    return adopted
+
+
+def parent_alive(parent_pid: int, adopted: bool) -> bool:
+    """Whether a worker's supervisor still lives (adopted: it is our parent, its death re-parents us)."""
+    if adopted:
+        return os.getppid() == parent_pid
+    try:  # not adopted (another platform): ask by pid; the pipe's EOF tells as well
+        os.kill(parent_pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -128,7 +128,8 @@ def fetch(
     return [JobRow.from_row(r) for r in rows]
 
 
-# Columns of ``fetch_for_work`` rows, in order. args and metadata are JSON text.
+# Columns of ``fetch_for_work`` rows, in order (the statement's own names, checked on every fetch).
+# args and metadata are JSON text.
 WORK_COLUMNS = (
     "id",
     "kind",
@@ -147,7 +148,8 @@ WORK_COLUMNS = (
 def fetch_for_work(
     conn: psycopg.Connection[Any], queue: str, limit: int, worker_id: str, kinds: Sequence[str]
 ) -> list[tuple[Any, ...]]:
-    """``fetch`` for a worker: the same jobs, as plain tuples of ``WORK_COLUMNS`` (cheap to decode).
+    """``fetch`` for a worker: the same jobs, as plain tuples of ``WORK_COLUMNS`` (cheap to decode:
+    ``executor.decode`` reads them by column name).
 
     Only jobs of ``kinds`` (the kinds this host has handlers for): the others wait for a host that
     can run them.
@@ -158,6 +160,8 @@ def fetch_for_work(
     try:
         with conn.cursor(row_factory=tuple_row) as cur:
             cur.execute(db.query("job_fetch_for_work"), params)
+            if cur.description is not None and tuple(c.name for c in cur.description) != WORK_COLUMNS:
+                raise RuntimeError(f"job_fetch_for_work returns {cur.description}, not {WORK_COLUMNS}")
             return cur.fetchall()
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedObject) as exc:
         raise schema_guard(exc) from exc  # type: ignore[arg-type]

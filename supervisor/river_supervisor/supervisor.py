@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import pickle
-import re
 import signal
 import time
 from collections.abc import Callable
@@ -35,14 +34,13 @@ import multiprocess
 import multiprocess.connection
 import psycopg
 
-from . import alerts, db, discovery, manifest, processes, queue, reload, schema, worker
+from . import alerts, crons, db, discovery, manifest, processes, queue, reload, schema, worker
 from .backoff import service_backoff
 from .children import KILL_AFTER, SILENT_AFTER, ExitReport, RestartPolicy, WorkerHandle, classify_exit
 from .config import Config
 from .duties import Duties
 from .errors import RiverSupervisorError, SchemaMissing, first_line
 from .leadership import NodeIdentity
-from .schedules import monitor_config
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +49,6 @@ SPAWN_ERRORS = (EOFError, OSError)
 IDLE_WAIT = 5.0
 CALL_TIMEOUT = 2.0  # the parent's own writes (dead workers' jobs): a frozen database must not hold the loop
 FATE_RETRY_CAP = 10.0  # seconds between tries to record a dead worker's jobs while the database is away
-
-
-def sentry_monitors(schedules: Any) -> tuple[tuple[str, str, dict[str, Any]], ...]:
-    """(periodic id, Sentry monitor slug, monitor_config) of each schedule with ``monitor = true``."""
-    return tuple(
-        (s.id, re.sub(r"[^a-z0-9_-]+", "-", s.id.lower()).strip("-") or "periodic", monitor_config(s))
-        for s in schedules
-        if s.monitor
-    )
 
 
 def queue_shares(queues: dict[str, int], processes: int, index: int) -> tuple[tuple[str, int], ...]:
@@ -101,7 +90,7 @@ class Supervisor:
         self._ctx: Any = None
         self.identity = NodeIdentity.current(cfg.node)
         self.duties: Duties | None = None
-        self.monitors: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+        self.monitors: crons.Monitors = ()
         self.metrics: Any = None  # metrics.Metrics with [metrics] listen set (imported only then)
         self.adopts = False  # a child subreaper: workers become our own children
         self.stray_groups: set[int] = set()  # process groups of dead workers with members to reap
@@ -152,7 +141,7 @@ class Supervisor:
             )
         self._ctx = multiprocess.get_context("forkserver")
         self._ctx.set_forkserver_preload(["river_supervisor.worker", *self.plugin_set.modules])
-        self.monitors = sentry_monitors(local.schedules.schedules)
+        self.monitors = crons.monitors_for(local.schedules.schedules)
         self.duties = Duties(
             self.cfg,
             identity=self.identity,
@@ -295,7 +284,7 @@ class Supervisor:
             )
         self.cfg, self.plugin_set = new.cfg, new.plugin_set
         self._log_plugin_errors()
-        self.monitors = sentry_monitors(new.local.schedules.schedules)
+        self.monitors = crons.monitors_for(new.local.schedules.schedules)
         switch = self.duties.reload(new.cfg, new.local) if self.duties is not None else None
         if self.metrics is not None:
             schedules = new.local.schedules
@@ -682,7 +671,7 @@ class Supervisor:
             self._kill(handle, signal.SIGKILL)
             handle.killed = True
         else:
-            self._kill(handle, worker.EXIT_NOW)
+            self._kill(handle, processes.EXIT_NOW)
 
     @staticmethod
     def _kill(handle: WorkerHandle, sig: int) -> None:

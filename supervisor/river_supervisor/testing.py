@@ -8,9 +8,10 @@ def test_charge():
     assert run_job(plugin, "billing.charge", {"customer": 7}) == {"charged": 7}
 ```
 
-``run_job`` builds a ``Job`` (attempt 1, the kind's queue and options) and calls its handler
-through ``plugins.call_handler``, so ``async def`` handlers run exactly as in a worker. What the
-handler raises (``JobCancel``, ``JobSnooze``, any error) propagates to the test.
+``run_job`` builds a ``Job`` (attempt 1, the kind's queue and options) and runs it through the
+worker's own executor (``executor.run``), so ``async def`` handlers run exactly as in a worker, and
+a result the worker could not record (not JSON, or over its size limit) is logged as it would be.
+What the handler raises (``JobCancel``, ``JobSnooze``, any error) propagates to the test.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .plugins import Handler, Job, JobContext, JobOptions, Plugin, call_handler
+from . import executor
+from .plugins import Handler, Job, JobContext, JobOptions, Plugin
 
 _ids = itertools.count(1)
 
@@ -85,4 +87,7 @@ def run_job(
     if args is not None and not isinstance(args, Mapping):
         raise TypeError(f"args must be a mapping, got {type(args).__name__}")
     job = make_job(kind, args, options=options, **fields)
-    return call_handler(handler, job)
+    ran = executor.run(job, handler)
+    if ran.raised is not None:
+        raise ran.raised
+    return ran.result

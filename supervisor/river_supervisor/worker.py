@@ -6,24 +6,27 @@ reach the configured concurrency at a fraction of a process's memory; CPU-bound 
 ``processes`` instead. The parent splits each queue's concurrency between its processes.
 
 Child contract (gunicorn's): ``main`` runs after the start, never before. It has the supervisor
-adopt it (``processes.detach``: its own process group, the supervisor as its parent, the
-parent-death signal armed), names the process, resets signal handlers, opens its own Sentry client
-and database connections (nothing crosses the fork), loads the plugins (already imported by the
+adopt it (``processes.adopt_worker``: its own process group, the supervisor as its parent, the
+parent-death signal armed, its title), resets signal handlers, opens its own Sentry client and
+database connections (nothing crosses the fork), loads the plugins (already imported by the
 forkserver preload, so this is cheap), then loops:
 
     wait (insert notification | half a queue's slots free, or all | poll interval | parent message)
     -> fetch as many jobs as there are free slots, per queue not paused, in one statement each
     -> tell the parent which jobs it now holds (so it can enforce timeouts and record a crash)
     -> hand them to the job threads (one per slot, started at boot, fed by one SimpleQueue)
-    -> outcome to the completer -> batched write -> tell the parent.
+    -> ``executor.run`` -> outcome to the completer -> batched write -> tell the parent.
 
-Signals: SIGTERM drains (stop fetching, let running jobs finish, exit), the same as the parent's
-"stop" message, so a SIGTERM sent to every process (systemd's control-group stop) still stops
-gracefully: the parent decides how long the drain may last. SIGUSR1 means "exit now": the parent
-sends it when a job ran past its timeout or the grace period is over, and it is the parent-death
-signal. A worker whose parent is gone puts its jobs back and ends its process group.
+The fetch connection is a ``notifier.Listener`` (LISTEN on ``river_insert`` and ``river_control``,
+reconnect with backoff); the worker fetches on it, so no insert between a LISTEN and a fetch is
+missed. Signals (``processes.WorkerSignals``): SIGTERM drains (stop fetching, let running jobs
+finish, exit), the same as the parent's "stop" message; ``processes.EXIT_NOW`` means "exit now":
+the parent sends it when a job ran past its timeout or the grace period is over, and it is the
+parent-death signal. A worker whose parent is gone puts its jobs back and ends its process group.
 
-This module is preloaded by the forkserver: importing it has no side effects.
+Owns: the worker's loop. May import: the queue core, ``notifier``, ``executor``, ``crons``,
+``processes``, ``alerts``; never leadership. Preloaded by the forkserver: importing it has no
+side effects.
 """
 
 from __future__ import annotations
@@ -35,35 +38,26 @@ import os
 import pickle
 import queue as queue_module
 import select
-import signal
 import threading
 import time
-import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import alerts, db, discovery, joblog, plugins, processes, queue, queues
+from . import alerts, db, discovery, executor, joblog, plugins, processes, queue, queues
 from .backoff import service_backoff
 from .config import PluginsConfig, SentryConfig
+from .crons import CronCheckins, Monitors
 from .errors import first_line
 from .job_stats import JobStats
-from .processes import set_title
+from .notifier import Listener, river_channels
+from .processes import EXIT_BOOT_ERROR, EXIT_OK, EXIT_ORPHANED, Stop, WorkerSignals
 
 log = logging.getLogger(__name__)
 
-# Exit codes, for the log: the parent classifies an exit by whether the worker had said "ready",
-# never by a code alone (a job's os._exit(3) can produce any of these).
-EXIT_OK = 0
-EXIT_BOOT_ERROR = 3
-EXIT_ORPHANED = 4
-
 HEARTBEAT_INTERVAL = 2.0
-OUTPUT_LIMIT = 1024 * 1024  # a handler's JSON result above this is not kept in the row
 RECONNECT_CAP = 5.0  # a worker retries a lost database at least this often (jobs flow 5 s after)
 CALL_TIMEOUT = 10.0  # seconds a fetch may wait for a database that answers nothing (SILENT_AFTER is 30)
-# What a lost or restarting database raises: reconnect with backoff, never exit for it.
-EXIT_NOW = signal.SIGUSR1  # the parent's "exit now", and the parent-death signal
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,120 +78,32 @@ class WorkerSpec:
     backend_name: str = "river-supervisor worker"  # application_name, unique per worker process
     log_level: str = "INFO"
     log_format: str = "text"
-    # Sentry Crons: periodic id -> (monitor slug, monitor_config), for schedules with monitor = true
-    monitors: tuple[tuple[str, str, dict[str, Any]], ...] = field(default=())
+    monitors: Monitors = field(default=())  # Sentry Crons, for schedules with monitor = true
 
 
-# --- process set-up ----------------------------------------------------------------------------
+class _ConnectionReports:
+    """The worker's own words for its fetch connection lost and back (``notifier.Reports``)."""
 
+    def __init__(self, index: int) -> None:
+        self.index = index
 
-class _Signals:
-    """Signal handlers only set flags and poke the wakeup pipe (gunicorn's rule)."""
-
-    def __init__(self, wake_fd: int) -> None:
-        self.terminate = False  # exit now
-        self.drain = False  # stop fetching, finish the running jobs, exit
-        self._wake_fd = wake_fd
-
-    def install(self) -> None:
-        signal.signal(EXIT_NOW, self._on_exit_now)
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C hits its group
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the parent reloads; a worker is replaced
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-
-    def _on_exit_now(self, signum: int, frame: object) -> None:
-        self.terminate = True
-        self._wake()
-
-    def _on_term(self, signum: int, frame: object) -> None:
-        self.drain = True
-        self._wake()
-
-    def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_fd, b"t")
-
-
-# --- running one job ---------------------------------------------------------------------------
-
-
-def _job_timeout(options: Any, default: float) -> float | None:
-    timeout = getattr(options, "timeout", None)
-    if timeout is None:
-        timeout = default
-    return timeout if timeout and timeout > 0 else None
-
-
-def _error_text(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def execute(
-    job: plugins.Job, handler: Callable[[plugins.Job], Any] | None, errors_count: int = 0
-) -> tuple[Any, BaseException | None]:
-    """Run one handler; return its queue outcome and the exception if it failed (never raises).
-
-    ``errors_count`` is the number of errors already on the job's row (the retry backoff grows with it).
-    """
-    if handler is None:
-        failed = queue.Failed(
-            job_id=job.id,
-            attempt=job.attempt,
-            max_attempts=job.max_attempts,
-            error=f"job kind {job.kind!r} is not registered by any plugin on this host",
-            errors_count=errors_count,
-        )
-        return failed, None
-    try:
-        result = plugins.call_handler(handler, job)
-    except plugins.JobSnooze as exc:
-        return queue.Snoozed(job_id=job.id, seconds=float(exc.seconds)), None
-    except plugins.JobCancel as exc:
-        return queue.Cancelled(job_id=job.id, attempt=job.attempt, error=_error_text(exc)), None
-    except BaseException as exc:  # any failure of user code ends in the job row
-        failed = queue.Failed(
-            job_id=job.id,
-            attempt=job.attempt,
-            max_attempts=job.max_attempts,
-            error=_error_text(exc),
-            trace=traceback.format_exc(),
-            errors_count=errors_count,
-        )
-        return failed, exc
-    return queue.Completed(job_id=job.id, output=_output(job, result)), None
-
-
-def _output(job: plugins.Job, result: Any) -> str | None:
-    """A handler's return value as JSON text for the row's metadata "output" (None: nothing)."""
-    if result is None:
-        return None
-    try:
-        text = json.dumps(result, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+    def lost(self, attempt: int, delay: float, exc: BaseException) -> None:
         log.warning(
-            "job %d (%s): its result is not JSON (%s); not recorded",
-            job.id,
-            job.kind,
-            exc,
-            extra={"event": "job.output_dropped", "job_id": job.id},
+            "worker %d: database connection lost (attempt %d): %s; retrying in %.1fs",
+            self.index,
+            attempt,
+            first_line(exc),
+            delay,
+            extra={"event": "worker.connection_lost", "worker": self.index},
         )
-        return None
-    if len(text) > OUTPUT_LIMIT:
-        log.warning(
-            "job %d (%s): its result is %d bytes of JSON, over %d; not recorded",
-            job.id,
-            job.kind,
-            len(text),
-            OUTPUT_LIMIT,
-            extra={"event": "job.output_dropped", "job_id": job.id},
+
+    def back(self, attempts: int) -> None:
+        log.info(
+            "worker %d: database back after %d failed attempts",
+            self.index,
+            attempts,
+            extra={"event": "worker.reconnected", "worker": self.index},
         )
-        return None
-    return text
-
-
-# --- the worker --------------------------------------------------------------------------------
 
 
 class Worker:
@@ -214,8 +120,7 @@ class Worker:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self.signals = _Signals(self._wake_w)
-        self.stopping = False
+        self.signals = WorkerSignals(self._wake_w)  # and the parent's "stop": one stop level
         self._lock = threading.Lock()
         self._running: dict[str, int] = {name: 0 for name, _ in spec.queues}
         self._held: dict[int, plugins.Job] = {}
@@ -230,19 +135,35 @@ class Worker:
         self._wake_at = {name: max(1, limit // 2) for name, limit in spec.queues}
         self.handlers: Mapping[str, Any] = {}
         self._kinds: list[str] = []
-        self.conn: Any = None
+        # The fetch connection, LISTENing: a name of its own, so after a crash the parent ends this
+        # backend before it looks for the jobs the worker held (a fetch in flight cannot commit
+        # behind its back). Its backoff restarts only after a good fetch (a connect alone may meet
+        # a read-only database); a frozen database must not silence the heartbeat for long.
+        self.listener = Listener(
+            spec.database_url,
+            river_channels(queue.TOPIC_INSERT, queue.TOPIC_CONTROL),
+            application_name=spec.backend_name,
+            backoff=lambda attempt: service_backoff(attempt, cap=RECONNECT_CAP),
+            connect_timeout=db.DEFAULT_CONNECT_TIMEOUT,
+            call_timeout=CALL_TIMEOUT,
+            confirm=True,
+            reports=_ConnectionReports(spec.index),
+        )
         self.completer: Any = None
         # Jobs to run, taken by the job threads (as many as the shares add up to, started at boot).
         self._jobs: queue_module.SimpleQueue[tuple[plugins.Job, int]] = queue_module.SimpleQueue()
-        self._timeouts: dict[str, float | None] = {}  # per kind, for the parent's "fetched" message
         self._context = plugins.JobContext(  # one for all jobs: it is frozen
             database_url=spec.database_url, node=spec.node, cluster=spec.cluster, worker_id=spec.worker_id
         )
+        self._timeouts: dict[str, float | None] = {}  # per kind, for the parent's "fetched" message
         self.job_threads: list[threading.Thread] = []
-        self._connect_attempts = 0
-        self._reconnect_at = 0.0
-        self._monitors = {pid: (slug, cfg) for pid, slug, cfg in spec.monitors}
+        self._crons = CronCheckins(spec.monitors)
         self.stats = JobStats()  # sent to the parent with each "done" message, for its metrics
+
+    @property
+    def conn(self) -> Any:
+        """The fetch connection (``None`` while the database is away)."""
+        return self.listener.connection
 
     # parent channel
     def send(self, *message: Any) -> None:
@@ -262,7 +183,10 @@ class Worker:
         plugin_set = discovery.discover(self.spec.plugins)
         self.handlers = plugin_set.handlers
         self._kinds = sorted(self.handlers)  # fetch only what a handler here can run
-        self._connect()  # a database down at boot is retried in the loop (see _reconnect_if_due)
+        try:  # LISTEN before any fetch reads the queue; a database down at boot is retried in the loop
+            self.listener.connect()
+        except db.TRANSIENT as exc:
+            self.listener.lost(exc)
         self.completer = queue.Completer(self.spec.database_url, on_flushed=self._on_flushed)
         self.completer.start()
         total = sum(limit for _, limit in self.spec.queues) or 1
@@ -273,54 +197,6 @@ class Worker:
             thread.start()
             self.job_threads.append(thread)
 
-    # the fetch connection
-    def _connect(self) -> None:
-        """Open the fetch connection and LISTEN on it, before any fetch reads the queue (so no
-        insert notification between the two is lost). On failure, schedule a retry."""
-        try:
-            # A name of its own: after a crash the parent ends this backend before it looks for the
-            # jobs the worker held, so a fetch still in flight cannot commit behind its back.
-            conn = db.connect(
-                self.spec.database_url,
-                application_name=self.spec.backend_name,
-                call_timeout=CALL_TIMEOUT,  # a frozen database must not silence the heartbeat for long
-            )
-            conn.execute("LISTEN " + _quote_channel(conn, queue.TOPIC_INSERT))
-            conn.execute("LISTEN " + _quote_channel(conn, queue.TOPIC_CONTROL))
-        except db.TRANSIENT as exc:
-            self._connection_failed(exc)
-            return
-        self.conn = conn
-
-    def _fetched(self) -> None:
-        """A fetch succeeded: the database is back (a connect alone may meet a read-only one)."""
-        if self._connect_attempts:
-            log.info(
-                "worker %d: database back after %d failed attempts",
-                self.spec.index,
-                self._connect_attempts,
-                extra={"event": "worker.reconnected", "worker": self.spec.index},
-            )
-        self._connect_attempts = 0
-
-    def _connection_failed(self, exc: BaseException) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(Exception):
-                self.conn.close()
-        self.conn = None
-        self._connect_attempts += 1
-        delay = service_backoff(self._connect_attempts, cap=RECONNECT_CAP)
-        self._reconnect_at = time.monotonic() + delay
-        reason = first_line(exc)
-        log.warning(
-            "worker %d: database connection lost (attempt %d): %s; retrying in %.1fs",
-            self.spec.index,
-            self._connect_attempts,
-            reason,
-            delay,
-            extra={"event": "worker.connection_lost", "worker": self.spec.index},
-        )
-
     def _on_flushed(self, job_ids: list[int]) -> None:
         with self._lock:
             for job_id in job_ids:
@@ -330,15 +206,14 @@ class Worker:
     # main loop
     def run(self) -> None:
         self.send("ready", os.getpid())
-        next_poll = 0.0
-        next_heartbeat = 0.0
+        next_poll = next_heartbeat = 0.0
         fetch_due = True
         while True:
-            if self.signals.terminate:
+            stop = self.signals.stop
+            if stop is Stop.NOW:
                 raise SystemExit(self._terminate())
-            if self.signals.drain and not self.stopping:
-                self._check_parent()  # the parent-death signal of another platform, perhaps
-                self.stopping = True
+            if stop is Stop.DRAIN:
+                self._check_parent()  # SIGTERM: the parent-death signal of another platform, perhaps
             now = time.monotonic()
             if now >= next_heartbeat:
                 self._check_parent()
@@ -347,39 +222,33 @@ class Worker:
             if now >= next_poll:
                 fetch_due = True
                 next_poll = now + self.spec.poll_interval
-            if self.conn is None and now >= self._reconnect_at:
-                self._connect()
-                fetch_due = True  # re-read the queue after LISTENing again
-                self._next_pause_poll = now  # and the pauses
             if now >= self._next_pause_poll and self.conn is not None:
-                try:
-                    fetch_due = self._poll_pauses() or fetch_due
-                except db.TRANSIENT as exc:
-                    self._connection_failed(exc)
-            if fetch_due and not self.stopping and self.conn is not None:
-                try:
-                    self._fetch_all()
-                    fetch_due = False
-                    if self._connect_attempts:
-                        self._fetched()
-                except db.TRANSIENT as exc:
-                    self._connection_failed(exc)
-            if self.stopping and self._idle():
+                fetch_due = self._guarded(self._poll_pauses) or fetch_due
+            if fetch_due and stop is Stop.RUN and self.conn is not None and self._guarded(self._fetch_all):
+                fetch_due = False
+            if stop is Stop.DRAIN and self._idle():
                 self.completer.close()
                 self.send("stopped")
                 return
-            wake_at = min(next_poll, next_heartbeat)
-            if self.conn is None:
-                wake_at = min(wake_at, self._reconnect_at)
-            else:
+            wake_at = min(next_poll, next_heartbeat, self.listener.next_deadline())
+            if self.conn is not None:
                 wake_at = min(wake_at, self._next_pause_poll)
             fetch_due = self._wait(max(0.0, wake_at - time.monotonic())) or fetch_due
+
+    def _guarded(self, call: Any) -> bool:
+        """``call()`` on the fetch connection; a lost database is the listener's to retry (False)."""
+        try:
+            return bool(call())
+        except db.TRANSIENT as exc:
+            self.listener.lost(exc)
+            return False
 
     def _wait(self, timeout: float) -> bool:
         """Sleep until something happens; True when a fetch may find work."""
         watched = [self._wake_r, self.pipe.fileno()]
-        if self.conn is not None:
-            watched.append(self.conn.fileno())
+        fd = self.listener.fileno()
+        if fd is not None:
+            watched.append(fd)
         readable, _, _ = select.select(watched, [], [], timeout)
         wake = False
         if self._wake_r in readable:
@@ -389,13 +258,12 @@ class Worker:
             wake = True
         if self.pipe.fileno() in readable:
             self._read_parent()
-        if self.conn is None:
-            return wake
-        try:
-            for note in self.conn.notifies(timeout=0):
-                wake = self._on_notification(note.channel, note.payload) or wake
-        except db.TRANSIENT as exc:
-            self._connection_failed(exc)
+        batch = self.listener.poll()  # reconnects (and LISTENs again) when due
+        if batch.reconnected:
+            self._next_pause_poll = 0.0  # re-read the pauses, then the queue
+            wake = True
+        for note in batch.notifications:
+            wake = self._on_notification(note.channel, note.payload) or wake
         return wake
 
     def _read_parent(self) -> None:
@@ -406,7 +274,7 @@ class Worker:
                 self._check_parent(force=True)
                 return
             if message and message[0] == "stop":
-                self.stopping = True
+                self.signals.request(Stop.DRAIN)
 
     def _on_notification(self, channel: str, payload: str) -> bool:
         try:
@@ -456,7 +324,8 @@ class Worker:
         with self._lock:
             return not any(self._running.values()) and not self._held
 
-    def _fetch_all(self) -> None:
+    def _fetch_all(self) -> bool:
+        """Fetch into every free slot of the queues not paused; True once done (the database works)."""
         for name, limit in self.spec.queues:
             with self._lock:
                 free = limit - self._running[name]
@@ -465,7 +334,7 @@ class Worker:
             rows = queue.fetch_for_work(self.conn, name, free, self.spec.worker_id, self._kinds)
             if not rows:
                 continue
-            jobs = self._make_jobs(rows)
+            jobs = executor.decode(rows, self._context)
             with self._lock:
                 self._running[name] += len(jobs)
                 held = self._held
@@ -483,48 +352,14 @@ class Worker:
             put = self._jobs.put
             for item in jobs:
                 put(item)
+        self.listener.confirm()  # a fetch succeeded: the database is back, if it was away
+        return True
 
     def _timeout_for(self, kind: str) -> float | None:
         entry = self.handlers.get(kind)
-        timeout = self._timeouts[kind] = _job_timeout(entry.options if entry else None, self.spec.job_timeout)
+        timeout = executor.job_timeout(entry.options if entry else None, self.spec.job_timeout)
+        self._timeouts[kind] = timeout
         return timeout
-
-    def _make_jobs(self, rows: list[tuple[Any, ...]]) -> list[tuple[plugins.Job, int]]:
-        """``(Job, errors already on the row)`` from ``queue.fetch_for_work`` rows."""
-        job = plugins.Job
-        loads = json.loads
-        context = self._context
-        return [
-            (
-                job(
-                    id=job_id,
-                    kind=kind,
-                    args=loads(args) if args is not None else {},
-                    attempt=attempt,
-                    max_attempts=max_attempts,
-                    queue=queue_name,
-                    metadata=loads(metadata) if metadata is not None and metadata != "{}" else {},
-                    scheduled_at=scheduled_at,
-                    tags=tuple(tags) if tags else (),
-                    priority=priority,
-                    context=context,
-                ),
-                errors_count,
-            )
-            for (
-                job_id,
-                kind,
-                args,
-                queue_name,
-                priority,
-                attempt,
-                max_attempts,
-                metadata,
-                scheduled_at,
-                tags,
-                errors_count,
-            ) in rows
-        ]
 
     def _job_thread(self, number: int) -> None:
         """One job thread: run jobs as they come, one at a time, until the process exits."""
@@ -540,24 +375,19 @@ class Worker:
                     )
 
     def _run_one(self, job: plugins.Job, errors_count: int, number: int = 0) -> None:
-        entry = self.handlers.get(job.kind)
-        monitor = (
-            self._monitors.get(str(job.metadata.get("river:periodic_job_id"))) if self._monitors else None
-        )
         started = time.monotonic()
-        check_in = alerts.checkin(monitor[0], "in_progress", monitor[1]) if monitor else None
+        check_in = self._crons.start(job)
         slots = self.in_handler
         if number < len(slots):
             slots[number] = job.id
-        outcome, exc = execute(job, entry.handler if entry else None, errors_count)
+        ran = executor.run(job, executor.handler_of(self.handlers, job.kind), errors_count)
         if number < len(slots):
             slots[number] = 0
         took = time.monotonic() - started
-        if exc is not None:
-            alerts.job_error(job, exc)
-        if monitor and not isinstance(outcome, queue.Snoozed):
-            status = "ok" if isinstance(outcome, queue.Completed) else "error"
-            alerts.checkin(monitor[0], status, monitor[1], check_in, took)
+        outcome = ran.outcome
+        if ran.failure is not None:
+            alerts.job_error(job, ran.failure)
+        self._crons.finish(check_in, outcome, took)
         # Counted before it is submitted, so the "done" message that reports the job carries it.
         self.stats.record(job.kind, job.queue, queue.outcome_name(outcome), took)
         joblog.job_finished(job, outcome, took)
@@ -573,19 +403,8 @@ class Worker:
             self.wake()
 
     # leaving
-    def _parent_alive(self) -> bool:
-        if self.adopted:  # the supervisor is our parent: its death re-parents us
-            return os.getppid() == self.spec.parent_pid
-        try:  # not adopted (another platform): ask by pid; the pipe's EOF tells as well
-            os.kill(self.spec.parent_pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
     def _check_parent(self, force: bool = False) -> None:
-        if force or not self._parent_alive():
+        if force or not processes.parent_alive(self.spec.parent_pid, self.adopted):
             log.warning(
                 "supervisor %d is gone; worker %d puts its jobs back and exits",
                 self.spec.parent_pid,
@@ -616,18 +435,10 @@ class Worker:
 
     def _terminate(self) -> int:
         """Exit now: flush finished outcomes; the parent decides the fate of running jobs."""
-        if not self._parent_alive():
-            self._check_parent(force=True)
+        self._check_parent()
         with contextlib.suppress(Exception):
             self.completer.close(timeout=2.0)
         return EXIT_OK
-
-
-def _quote_channel(conn: Any, topic: str) -> str:
-    from psycopg import sql
-
-    schema = conn.execute("SELECT current_schema() AS s").fetchone()["s"]
-    return sql.Identifier(queue.channel(topic, schema)).as_string(conn)
 
 
 def main(spec: WorkerSpec, pipe: Any, in_handler: Any = None) -> None:
@@ -636,13 +447,8 @@ def main(spec: WorkerSpec, pipe: Any, in_handler: Any = None) -> None:
     def report_pid(pid: int) -> None:
         pipe.send_bytes(pickle.dumps(("pid", pid), pickle.HIGHEST_PROTOCOL))
 
-    adopted = processes.detach(report_pid, spec.parent_pid, EXIT_NOW)
-    if not adopted:
-        try:  # not adopted (another platform, or the supervisor died meanwhile): is it there?
-            os.kill(spec.parent_pid, 0)
-        except ProcessLookupError:
-            os._exit(EXIT_ORPHANED)
-    set_title(f"river-supervisor: worker {spec.index} [{spec.cluster}/{spec.node}]")
+    title = f"river-supervisor: worker {spec.index} [{spec.cluster}/{spec.node}]"
+    adopted = processes.adopt_worker(report_pid, spec.parent_pid, title)
     from .logs import install
 
     install(level=spec.log_level, fmt=spec.log_format)

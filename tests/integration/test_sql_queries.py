@@ -59,8 +59,13 @@ def _bench_schema_ddl(conn: psycopg.Connection[Any], statement: str) -> None:
     conn.execute(sql.SQL(statement).format(schema=scratch))  # type: ignore[arg-type]
 
 
+def _listen(conn: psycopg.Connection[Any], statement: str) -> None:
+    conn.execute(sql.SQL(statement).format(channel=sql.Identifier("public.river_sql_check")))  # type: ignore[arg-type]
+
+
 # Utility statements PREPARE does not accept, with how each is checked instead (always rolled back).
 UTILITY: dict[str, Callable[[psycopg.Connection[Any], str], None]] = {
+    "session_listen": _listen,  # {channel} is composed with psycopg.sql.Identifier
     "job_insert_copy": _copy_nothing,
     "bench_schema_create": _bench_schema_ddl,  # {schema} is composed with psycopg.sql.Identifier
     "bench_schema_drop": _bench_schema_ddl,

@@ -56,10 +56,22 @@ LAYERS: dict[int, set[str]] = {
         "discovery",
         "testing",
         "queues",  # River's river_queue rows: report, pause, resume, reap
+        "executor",  # running one job into an outcome (a worker's, and testing.run_job's)
     },
     # (3) leadership and the leader-only services; alerts (the only sentry_sdk user); joblog, the
     # worker's line per finished job (above the queue core, whose outcomes it names)
-    3: {"leadership", "nodes", "serving", "periodic", "drift", "manifest", "maintenance", "alerts", "joblog"},
+    3: {
+        "leadership",
+        "nodes",
+        "serving",
+        "periodic",
+        "drift",
+        "manifest",
+        "maintenance",
+        "alerts",
+        "joblog",
+        "crons",  # Sentry Crons check-ins around a monitored schedule's runs (through alerts)
+    },
     # (4) processes: the worker child, the parent loop
     4: {"worker", "children", "duties", "supervisor", "metrics", "reload"},
     # (5) entry points; every ``commands.*`` module is here too (see ``layer_of``)
@@ -86,7 +98,8 @@ SAME_LAYER: dict[str, set[str]] = {
     "client": {"insert"},  # the application's enqueue API is a front to the queue core's insert
     "completer": {"retry"},
     # discovery loads plugins; testing runs a discovered plugin's handler inline
-    "testing": {"discovery"},
+    "testing": {"discovery", "executor"},
+    "executor": {"queue"},  # outcomes and the fetched rows' columns come from the queue core
     # layer 3: STYLE allows leader-only services to use leadership's Term and fenced transaction
     "periodic": {"leadership", "drift"},  # the enqueuer records fingerprints/orphans through drift
     "maintenance": {"leadership"},
@@ -97,9 +110,9 @@ SAME_LAYER: dict[str, set[str]] = {
     # and a drift's differences in drift's words
     "alerts": {"leadership", "drift"},
     "manifest": {"drift"},  # the manifest is what drift.fingerprint hashes
+    "crons": {"alerts"},  # check-ins go through the only Sentry user
     # layer 4: STYLE: supervisor imports worker; it is split into children (spawning) and duties (leader side)
     "supervisor": {"worker", "children", "duties", "metrics", "reload"},
-    "children": {"worker"},  # children spawns worker processes: it names worker's entry point
     # layer 5: the entry points share helpers; commands call the layer-5 libraries they front
     "__main__": {"cli"},
     "bench": {"benchjobs"},  # the bench enqueues benchjobs' no-op kind

@@ -125,8 +125,8 @@ updated AS (
               river_job.attempt, river_job.max_attempts, river_job.metadata, river_job.scheduled_at,
               river_job.tags, river_job.errors
 )
-SELECT id, kind, args::text, queue, priority, attempt, max_attempts, metadata::text, scheduled_at, tags,
-       coalesce(cardinality(errors), 0)
+SELECT id, kind, args::text AS args, queue, priority, attempt, max_attempts, metadata::text AS metadata,
+       scheduled_at, tags, coalesce(cardinality(errors), 0) AS errors_count
   FROM updated
  ORDER BY priority, scheduled_at, id;
 
