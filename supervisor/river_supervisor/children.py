@@ -10,7 +10,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .executor import Timeouts
 from .processes import EXIT_BOOT_ERROR, EXIT_OK, EXIT_ORPHANED
+from .queue import EndedWorker
 
 RESTART_BACKOFF_BASE = 0.5  # first restart after a crash; doubles with each crash in the window ...
 RESTART_BACKOFF_MAX = 5.0  # ... up to this: a worker that booted and ran is always restarted
@@ -46,6 +48,7 @@ class WorkerHandle:
     worker_id: str = ""
     backend_name: str = ""  # its database sessions' application_name
     in_handler: Any = None  # shared array: the job each of its threads runs a handler for (0: none)
+    timeouts: Timeouts = field(default_factory=lambda: Timeouts({}, None))  # per kind, when it was started
     ready: bool = False
     last_heard: float = 0.0
     held: dict[int, HeldJob] = field(default_factory=dict)
@@ -57,14 +60,31 @@ class WorkerHandle:
     boot_error: str | None = None
     fault: str | None = None  # why the parent stopped it as faulty (its jobs get this error)
 
-    def take_fetched(self, jobs: list[tuple[int, float | None]], now: float) -> None:
-        for job_id, timeout in jobs:
+    def take_fetched(self, jobs: list[tuple[int, str]], now: float) -> None:
+        """The worker's "fetched" message: (job id, kind) of each job it now holds."""
+        timeout_of = self.timeouts
+        for job_id, kind in jobs:
+            timeout = timeout_of(kind)
             deadline = now + timeout if timeout else None
             self.held[job_id] = HeldJob(job_id, deadline, timeout)
 
     def release(self, job_ids: list[int]) -> None:
         for job_id in job_ids:
             self.held.pop(job_id, None)
+
+    def ended(self, report: ExitReport) -> EndedWorker:
+        """What the queue core needs to decide the fate of the jobs it held (``queue.fates``)."""
+        return EndedWorker(
+            index=self.index,
+            pid=self.pid,
+            worker_id=self.worker_id,
+            backend_name=self.backend_name,
+            held=list(self.held),
+            timed_out={j.job_id: j.timeout or 0.0 for j in self.held.values() if j.job_id in self.timed_out},
+            running=frozenset(self.in_handler or ()) - {0},
+            abnormal=report.abnormal,
+            description=report.description,
+        )
 
     def overdue(self, now: float) -> list[HeldJob]:
         return [

@@ -12,6 +12,7 @@ fires): past the bound the connection is closed and ``CallTimeout`` raised, so n
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,8 @@ from psycopg.rows import dict_row
 from .errors import DatabaseUnavailable, first_line
 from .redaction import redact_database_url
 from .sql import queries
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 5
 Params = Mapping[str, Any] | None
@@ -104,6 +107,38 @@ def connect(
         raise DatabaseUnavailable(f"database {redact_url(url)}: {exc}") from exc
     conn.call_timeout = call_timeout
     return conn  # type: ignore[return-value]
+
+
+class LazyConnection:
+    """One connection of a long-lived loop: opened on first use, and again after ``drop`` (which a
+    loop calls when a ``TRANSIENT`` error ended a call) or once it broke."""
+
+    def __init__(self, url: str, *, application_name: str, connect_timeout: int, call_timeout: float) -> None:
+        self._url = url
+        self._application_name = application_name
+        self._connect_timeout = connect_timeout
+        self.call_timeout = call_timeout  # for connections opened from now on
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def get(self) -> psycopg.Connection[Any]:
+        """The connection, opened now if there is none (raises ``DatabaseUnavailable``)."""
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = connect(
+                self._url,
+                application_name=self._application_name,
+                connect_timeout=self._connect_timeout,
+                call_timeout=self.call_timeout,
+            )
+        return self._conn
+
+    def drop(self) -> None:
+        """Close it (closing a broken connection may fail: nothing is left to do then)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception as exc:
+                log.debug("closing the %s connection failed: %s", self._application_name, exc)
 
 
 def query(name: str) -> str:

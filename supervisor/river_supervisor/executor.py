@@ -55,6 +55,23 @@ def job_timeout(options: plugins.JobOptions | None, default: float) -> float | N
     return timeout if timeout and timeout > 0 else None
 
 
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """The timeout of each job kind a worker may run, as the parent enforces it."""
+
+    by_kind: Mapping[str, float | None]
+    default: float | None  # a kind no plugin here registers
+
+    @classmethod
+    def of(cls, handlers: Mapping[str, Any], default: float) -> Timeouts:
+        """From ``discovery.PluginSet.handlers`` and the configured ``job_timeout``."""
+        by_kind = {kind: job_timeout(entry.options, default) for kind, entry in handlers.items()}
+        return cls(by_kind, job_timeout(None, default))
+
+    def __call__(self, kind: str) -> float | None:
+        return self.by_kind.get(kind, self.default)
+
+
 def decode(rows: Iterable[Sequence[Any]], context: plugins.JobContext) -> list[tuple[plugins.Job, int]]:
     """``(Job, errors already on the row)`` from ``queue.fetch_for_work`` rows (JSON still text)."""
     job = plugins.Job

@@ -6,13 +6,13 @@ only if the caller commits (River's ``InsertTx``). Each batch is one statement (
 or COPY), so no job costs a round trip of its own. SQL: ``sql/jobs.sql``.
 
 Inserting lives in ``insert``, the row type in ``job_row``, outcomes and backoff in ``retry``, unique
-keys in ``unique``, batching in ``completer``; the public names are re-exported here.
+keys in ``unique``, batching in ``completer``, what a dead worker's jobs become in ``fates``; the
+public names are re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from psycopg.rows import tuple_row
 from . import db
 from .completer import Completer
 from .errors import JobNotFound, RiverSupervisorError, UsageError
+from .fates import EndedWorker, end_sessions, running_by_worker
 from .insert import InsertResult, JobSpec, insert, insert_many, insert_many_copy
 from .job_row import JobRow, run_all, schema_guard
 from .retry import (
@@ -48,6 +49,7 @@ __all__ = [
     "Cancelled",
     "Completed",
     "Completer",
+    "EndedWorker",
     "Failed",
     "InsertResult",
     "Interrupted",
@@ -306,25 +308,3 @@ def queue_gauges(conn: psycopg.Connection[Any]) -> dict[str, dict[str, float]]:
         row["queue"]: {key: float(value) for key, value in row.items() if key != "queue"}
         for row in run_all(conn, "job_queue_gauges", {})
     }
-
-
-def running_by_worker(conn: psycopg.Connection[Any], worker_id: str) -> list[int]:
-    """Ids of jobs still ``running`` whose latest attempt belongs to ``worker_id``."""
-    return [row["id"] for row in run_all(conn, "job_running_ids_by_worker", {"worker_id": worker_id})]
-
-
-def end_sessions(conn: psycopg.Connection[Any], application_name: str, timeout: float = 5.0) -> bool:
-    """End a dead worker's database sessions and wait until they are gone (True) or ``timeout``.
-
-    Called before ``running_by_worker``: a fetch in flight when its worker died is then settled
-    (committed or rolled back), so no job it took can be missed.
-    """
-    params = {"application_name": application_name}
-    if not db.fetch_one(conn, "session_terminate_by_application", params)["ended"]:
-        return True
-    deadline = time.monotonic() + timeout
-    while db.fetch_one(conn, "session_count_by_application", params)["sessions"]:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)
-    return True

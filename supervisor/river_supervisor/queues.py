@@ -18,7 +18,9 @@ SQL: ``sql/queues.sql``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -26,6 +28,8 @@ import psycopg
 
 from . import db
 from .errors import QueueNotFound
+
+log = logging.getLogger(__name__)
 
 ALL = "*"  # River's name for every queue in pause and resume
 REPORT_INTERVAL = 600.0  # River's queueReportIntervalDefault: a host refreshes its rows this often
@@ -98,3 +102,51 @@ def list_queues(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     """Every known queue: River's row (null fields when it has none), job counts by state and the
     age in seconds of its oldest available job (None when it has none)."""
     return db.fetch_all(conn, "queue_list")
+
+
+class WorkerPauses:
+    """Which of a worker's queues are paused (it fetches none of those).
+
+    Set by ``river_control`` notifications at once (``on_control``), and re-read every
+    ``POLL_INTERVAL`` (River's queue poll, ``poll``) in case one was missed. Each change is logged.
+    """
+
+    def __init__(self, names: Iterable[str], worker_index: int) -> None:
+        self.names = frozenset(names)
+        self.paused: set[str] = set()
+        self.next_poll = 0.0  # monotonic; 0: at once
+        self._index = worker_index
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.paused
+
+    def on_control(self, action: Action, name: str) -> bool:
+        """A pause or resume notification (``control_message``); True when a queue was resumed."""
+        named = set(self.names) if name == ALL else {name} & self.names
+        return self._set(self.paused | named if action == "pause" else self.paused - named, "notification")
+
+    def poll(self, conn: psycopg.Connection[Any]) -> bool:
+        """Re-read the rows (the backstop); True when a queue was resumed."""
+        self.next_poll = time.monotonic() + POLL_INTERVAL
+        return self._set(paused_among(conn, list(self.names)), "poll")
+
+    def _set(self, paused: set[str], how: str) -> bool:
+        """Take ``paused`` as the paused set; log each change; True when a queue was resumed."""
+        index = self._index
+        for name in sorted(paused - self.paused):
+            log.info(
+                "queue %s paused: worker %d stops fetching it (running jobs finish)",
+                name,
+                index,
+                extra={"event": "worker.queue_paused", "worker": index, "queue": name, "via": how},
+            )
+        resumed = self.paused - paused
+        for name in sorted(resumed):
+            log.info(
+                "queue %s resumed: worker %d fetches it again",
+                name,
+                index,
+                extra={"event": "worker.queue_resumed", "worker": index, "queue": name, "via": how},
+            )
+        self.paused = paused
+        return bool(resumed)

@@ -32,15 +32,15 @@ from typing import Any
 
 import multiprocess
 import multiprocess.connection
-import psycopg
 
-from . import alerts, crons, db, discovery, manifest, processes, queue, reload, schema, worker
+from . import alerts, crons, db, discovery, executor, fates, manifest, processes, reload, schema, worker
 from .backoff import service_backoff
 from .children import KILL_AFTER, SILENT_AFTER, ExitReport, RestartPolicy, WorkerHandle, classify_exit
 from .config import Config
 from .duties import Duties
 from .errors import RiverSupervisorError, SchemaMissing, first_line
 from .leadership import NodeIdentity
+from .worker_spec import WorkerSpec
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +49,6 @@ SPAWN_ERRORS = (EOFError, OSError)
 IDLE_WAIT = 5.0
 CALL_TIMEOUT = 2.0  # the parent's own writes (dead workers' jobs): a frozen database must not hold the loop
 FATE_RETRY_CAP = 10.0  # seconds between tries to record a dead worker's jobs while the database is away
-
-
-def queue_shares(queues: dict[str, int], processes: int, index: int) -> tuple[tuple[str, int], ...]:
-    """Split each queue's host-wide concurrency between the worker processes."""
-    shares = []
-    for name, concurrency in sorted(queues.items()):
-        share = concurrency // processes + (1 if index < concurrency % processes else 0)
-        if share > 0:
-            shares.append((name, share))
-    return tuple(shares)
 
 
 class Supervisor:
@@ -84,8 +74,16 @@ class Supervisor:
         self.stopping = False
         self.stop_deadline: float | None = None
         self.hard_stop = False
-        self.conn: psycopg.Connection[Any] | None = None
+        assert cfg.database_url
+        # bounded: a frozen database must not hold the loop (db.BoundedConnection)
+        self.db = db.LazyConnection(
+            cfg.database_url,
+            application_name="river-supervisor supervisor",
+            connect_timeout=2,
+            call_timeout=CALL_TIMEOUT,
+        )
         self.plugin_set: Any = None
+        self.timeouts = executor.Timeouts({}, None)  # each job kind's, as its plugin and cfg set it
         self._wake_r = self._wake_w = -1
         self._ctx: Any = None
         self.identity = NodeIdentity.current(cfg.node)
@@ -109,6 +107,7 @@ class Supervisor:
         processes.set_title(f"river-supervisor: supervisor [{self.cfg.cluster}/{self.cfg.node}]")
         self.plugin_set = discovery.discover(self.cfg.plugins)
         self.plugin_set.raise_for_conflicts()
+        self.timeouts = executor.Timeouts.of(self.plugin_set.handlers, self.cfg.job_timeout)
         self._log_plugin_errors()
         alerts.init(
             self.cfg.sentry,
@@ -126,8 +125,7 @@ class Supervisor:
             defined = {s.id for s in local.schedules.schedules} | set(local.schedules.disabled)
             self.metrics = Metrics(self.cfg, node_id=self.node_id, defined_here=defined)
             self.metrics.start()
-        self.conn = self._connect()
-        if not schema.is_current(self.conn):
+        if not schema.is_current(self.db.get()):
             raise SchemaMissing(
                 f"database {db.redact_url(self.cfg.database_url or '')}: schema is missing or out of date; "
                 "run `river-supervisor migrate`"
@@ -171,12 +169,6 @@ class Supervisor:
                 report.error,
                 extra={"event": "plugin.load_failed", "plugin": report.name},
             )
-
-    def _connect(self) -> psycopg.Connection[Any]:
-        assert self.cfg.database_url
-        # bounded: a frozen database must not hold the loop (db.BoundedConnection)
-        url, name = self.cfg.database_url, "river-supervisor supervisor"
-        return db.connect(url, application_name=name, connect_timeout=2, call_timeout=CALL_TIMEOUT)
 
     def _install_signals(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
@@ -283,6 +275,7 @@ class Supervisor:
                 extra={"event": "supervisor.reload_kept", "setting": name},
             )
         self.cfg, self.plugin_set = new.cfg, new.plugin_set
+        self.timeouts = executor.Timeouts.of(self.plugin_set.handlers, self.cfg.job_timeout)  # new workers'
         self._log_plugin_errors()
         self.monitors = crons.monitors_for(new.local.schedules.schedules)
         switch = self.duties.reload(new.cfg, new.local) if self.duties is not None else None
@@ -366,20 +359,12 @@ class Supervisor:
     def _spawn(self, index: int, now: float) -> None:
         self.generation += 1
         parent_end, child_end = self._ctx.Pipe(duplex=True)
-        spec = worker.WorkerSpec(
-            index=index,
-            worker_id=f"{self.node_id}/w{index}.{self.generation}",
-            backend_name=f"river-supervisor worker {index} {self.identity.boot_id}.{self.generation}",
-            database_url=self.cfg.database_url or "",
-            cluster=self.cfg.cluster,
-            node=self.cfg.node,
-            queues=queue_shares(
-                {q.name: q.concurrency for q in self.cfg.queues.values()}, self.cfg.processes, index
-            ),
-            poll_interval=self.cfg.poll_interval,
-            job_timeout=self.cfg.job_timeout,
-            plugins=self.cfg.plugins,
-            sentry=self.cfg.sentry,
+        spec = WorkerSpec.for_slot(
+            self.cfg,
+            index,
+            generation=self.generation,
+            node_id=self.node_id,
+            boot_id=self.identity.boot_id,
             parent_pid=os.getpid(),
             log_level=self.log_level,
             log_format=self.log_format,
@@ -417,6 +402,7 @@ class Supervisor:
             worker_id=spec.worker_id,
             backend_name=spec.backend_name,
             in_handler=in_handler,
+            timeouts=self.timeouts,
         )
 
     def _top_up(self, now: float) -> None:
@@ -579,39 +565,9 @@ class Supervisor:
             self._fate_attempts, self._fates_due = 0, math.inf
 
     def _write_fate(self, handle: WorkerHandle, report: ExitReport, retry: bool = False) -> bool:
-        timed_out = [j for j in handle.held.values() if j.job_id in handle.timed_out]
-        others = [j.job_id for j in handle.held.values() if j.job_id not in handle.timed_out]
-        worker_id = handle.worker_id
+        """The queue core decides what each job becomes (``fates``); False: the database is away."""
         try:
-            conn = self._db()
-            if report.abnormal and worker_id:
-                # Jobs fetched but not yet reported over the pipe when the worker died. Its sessions
-                # end first: a fetch it sent just before dying may still be committing.
-                queue.end_sessions(conn, handle.backend_name)
-                others = sorted(set(others) | set(queue.running_by_worker(conn, worker_id)))
-                others = [i for i in others if i not in handle.timed_out]
-            for job in timed_out:
-                queue.record_lost(
-                    conn,
-                    [job.job_id],
-                    f"job exceeded its timeout of {job.timeout:g}s; "
-                    f"worker {handle.index} (pid {handle.pid}) was stopped",
-                )
-            if not others:
-                return True
-            if report.abnormal:
-                # Suspects are the jobs a handler was running at the crash: each uses an attempt
-                # (any of them may have caused it; repeated crashes use up a culprit's attempts).
-                # Jobs only fetched, or finished with the outcome not yet written, go back as if
-                # never taken: no attempt, no error.
-                running = set(handle.in_handler or ()) - {0}
-                suspects = [i for i in others if i in running]
-                queue.record_lost(
-                    conn, suspects, f"worker {handle.index} (pid {handle.pid}) {report.description}"
-                )
-                others = [i for i in others if i not in running]
-            # stopped by us (shutdown, or a sibling timed out), or innocent: back to available
-            queue.record_outcomes(conn, [queue.Interrupted(job_id=i) for i in others])
+            fates.record(self.db.get(), handle.ended(report))
         except db.TRANSIENT as exc:
             if not retry:
                 log.warning(
@@ -621,7 +577,7 @@ class Supervisor:
                     first_line(exc),
                     extra={"event": "worker.fate_unrecorded", "worker": handle.index},
                 )
-            self._drop_connection()
+            self.db.drop()
             return False
         if retry:
             log.info(
@@ -679,19 +635,6 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(handle.pid, sig)
 
-    # --- database ---------------------------------------------------------------------------
-
-    def _db(self) -> psycopg.Connection[Any]:
-        if self.conn is None or self.conn.closed:
-            self.conn = self._connect()
-        return self.conn
-
-    def _drop_connection(self) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(Exception):
-                self.conn.close()
-        self.conn = None
-
     def _close(self) -> None:
         # Workers left only if the loop ended by an error: stop them and put their jobs back.
         for handle in list(self.workers.values()):
@@ -710,6 +653,6 @@ class Supervisor:
             self.duties.stop()
         if self.metrics is not None:
             self.metrics.stop()
-        self._drop_connection()
+        self.db.drop()
         alerts.flush(2.0)
         signal.set_wakeup_fd(-1)

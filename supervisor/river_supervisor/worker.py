@@ -13,7 +13,8 @@ forkserver preload, so this is cheap), then loops:
 
     wait (insert notification | half a queue's slots free, or all | poll interval | parent message)
     -> fetch as many jobs as there are free slots, per queue not paused, in one statement each
-    -> tell the parent which jobs it now holds (so it can enforce timeouts and record a crash)
+    -> tell the parent which jobs (and kinds) it now holds: it enforces their timeouts (it loaded
+       the same plugins) and records their fate after a crash
     -> hand them to the job threads (one per slot, started at boot, fed by one SimpleQueue)
     -> ``executor.run`` -> outcome to the completer -> batched write -> tell the parent.
 
@@ -41,44 +42,22 @@ import select
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import alerts, db, discovery, executor, joblog, plugins, processes, queue, queues
 from .backoff import service_backoff
-from .config import PluginsConfig, SentryConfig
-from .crons import CronCheckins, Monitors
+from .crons import CronCheckins
 from .errors import first_line
 from .job_stats import JobStats
 from .notifier import Listener, river_channels
 from .processes import EXIT_BOOT_ERROR, EXIT_OK, EXIT_ORPHANED, Stop, WorkerSignals
+from .worker_spec import WorkerSpec
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 2.0
 RECONNECT_CAP = 5.0  # a worker retries a lost database at least this often (jobs flow 5 s after)
 CALL_TIMEOUT = 10.0  # seconds a fetch may wait for a database that answers nothing (SILENT_AFTER is 30)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSpec:
-    """Everything a worker needs, picklable: plain data only crosses into the child."""
-
-    index: int
-    worker_id: str  # written to attempted_by
-    database_url: str
-    cluster: str
-    node: str
-    queues: tuple[tuple[str, int], ...]  # (queue, concurrency share of this process)
-    poll_interval: float
-    job_timeout: float  # default; 0 means none
-    plugins: PluginsConfig
-    sentry: SentryConfig
-    parent_pid: int
-    backend_name: str = "river-supervisor worker"  # application_name, unique per worker process
-    log_level: str = "INFO"
-    log_format: str = "text"
-    monitors: Monitors = field(default=())  # Sentry Crons, for schedules with monitor = true
 
 
 class _ConnectionReports:
@@ -125,10 +104,7 @@ class Worker:
         self._running: dict[str, int] = {name: 0 for name, _ in spec.queues}
         self._held: dict[int, plugins.Job] = {}
         self._limits = dict(spec.queues)
-        # Queues paused in river_queue: not fetched. Set by river_control notifications at once,
-        # and re-read every queues.POLL_INTERVAL (River's queue poll) in case one was missed.
-        self._paused: set[str] = set()
-        self._next_pause_poll = 0.0
+        self.pauses = queues.WorkerPauses(self._limits, spec.index)  # paused queues are not fetched
         # A freed slot wakes the main loop only when the queue's free slots reach this many (half
         # its share), or when the queue goes idle: one fetch and one wake-up per batch, not per job.
         # Notifications and the poll still fetch into any free slot at once.
@@ -155,7 +131,6 @@ class Worker:
         self._context = plugins.JobContext(  # one for all jobs: it is frozen
             database_url=spec.database_url, node=spec.node, cluster=spec.cluster, worker_id=spec.worker_id
         )
-        self._timeouts: dict[str, float | None] = {}  # per kind, for the parent's "fetched" message
         self.job_threads: list[threading.Thread] = []
         self._crons = CronCheckins(spec.monitors)
         self.stats = JobStats()  # sent to the parent with each "done" message, for its metrics
@@ -222,8 +197,8 @@ class Worker:
             if now >= next_poll:
                 fetch_due = True
                 next_poll = now + self.spec.poll_interval
-            if now >= self._next_pause_poll and self.conn is not None:
-                fetch_due = self._guarded(self._poll_pauses) or fetch_due
+            if now >= self.pauses.next_poll and self.conn is not None:
+                fetch_due = self._guarded(lambda: self.pauses.poll(self.conn)) or fetch_due
             if fetch_due and stop is Stop.RUN and self.conn is not None and self._guarded(self._fetch_all):
                 fetch_due = False
             if stop is Stop.DRAIN and self._idle():
@@ -232,7 +207,7 @@ class Worker:
                 return
             wake_at = min(next_poll, next_heartbeat, self.listener.next_deadline())
             if self.conn is not None:
-                wake_at = min(wake_at, self._next_pause_poll)
+                wake_at = min(wake_at, self.pauses.next_poll)
             fetch_due = self._wait(max(0.0, wake_at - time.monotonic())) or fetch_due
 
     def _guarded(self, call: Any) -> bool:
@@ -260,7 +235,7 @@ class Worker:
             self._read_parent()
         batch = self.listener.poll()  # reconnects (and LISTENs again) when due
         if batch.reconnected:
-            self._next_pause_poll = 0.0  # re-read the pauses, then the queue
+            self.pauses.next_poll = 0.0  # re-read the pauses, then the queue
             wake = True
         for note in batch.notifications:
             wake = self._on_notification(note.channel, note.payload) or wake
@@ -289,36 +264,8 @@ class Worker:
             if job is not None:
                 job.request_cancel()
         elif channel.endswith("." + queue.TOPIC_CONTROL) and (control := queues.control_message(body)):
-            action, name = control
-            named = set(self._limits) if name == queues.ALL else {name} & set(self._limits)
-            paused = self._paused | named if action == "pause" else self._paused - named
-            return self._set_paused(paused, "notification")
+            return self.pauses.on_control(*control)
         return False
-
-    def _poll_pauses(self) -> bool:
-        """Re-read which of our queues are paused (the backstop); True when one was resumed."""
-        self._next_pause_poll = time.monotonic() + queues.POLL_INTERVAL
-        return self._set_paused(queues.paused_among(self.conn, list(self._limits)), "poll")
-
-    def _set_paused(self, paused: set[str], how: str) -> bool:
-        """Take ``paused`` as the paused set; log each change; True when a queue was resumed."""
-        for name in sorted(paused - self._paused):
-            log.info(
-                "queue %s paused: worker %d stops fetching it (running jobs finish)",
-                name,
-                self.spec.index,
-                extra={"event": "worker.queue_paused", "worker": self.spec.index, "queue": name, "via": how},
-            )
-        resumed = self._paused - paused
-        for name in sorted(resumed):
-            log.info(
-                "queue %s resumed: worker %d fetches it again",
-                name,
-                self.spec.index,
-                extra={"event": "worker.queue_resumed", "worker": self.spec.index, "queue": name, "via": how},
-            )
-        self._paused = paused
-        return bool(resumed)
 
     def _idle(self) -> bool:
         with self._lock:
@@ -329,7 +276,7 @@ class Worker:
         for name, limit in self.spec.queues:
             with self._lock:
                 free = limit - self._running[name]
-            if free <= 0 or name in self._paused:
+            if free <= 0 or name in self.pauses:
                 continue
             rows = queue.fetch_for_work(self.conn, name, free, self.spec.worker_id, self._kinds)
             if not rows:
@@ -340,26 +287,12 @@ class Worker:
                 held = self._held
                 for job, _ in jobs:
                     held[job.id] = job
-            timeouts = self._timeouts
-            timeout_for = self._timeout_for
-            self.send(
-                "fetched",
-                [
-                    (job.id, timeouts[job.kind] if job.kind in timeouts else timeout_for(job.kind))
-                    for job, _ in jobs
-                ],
-            )
+            self.send("fetched", [(job.id, job.kind) for job, _ in jobs])  # the parent times them
             put = self._jobs.put
             for item in jobs:
                 put(item)
         self.listener.confirm()  # a fetch succeeded: the database is back, if it was away
         return True
-
-    def _timeout_for(self, kind: str) -> float | None:
-        entry = self.handlers.get(kind)
-        timeout = executor.job_timeout(entry.options if entry else None, self.spec.job_timeout)
-        self._timeouts[kind] = timeout
-        return timeout
 
     def _job_thread(self, number: int) -> None:
         """One job thread: run jobs as they come, one at a time, until the process exits."""

@@ -57,6 +57,7 @@ LAYERS: dict[int, set[str]] = {
         "testing",
         "queues",  # River's river_queue rows: report, pause, resume, reap
         "executor",  # running one job into an outcome (a worker's, and testing.run_job's)
+        "fates",  # what a dead worker's jobs become (the queue core's rule, the parent's call)
     },
     # (3) leadership and the leader-only services; alerts (the only sentry_sdk user); joblog, the
     # worker's line per finished job (above the queue core, whose outcomes it names)
@@ -73,7 +74,7 @@ LAYERS: dict[int, set[str]] = {
         "crons",  # Sentry Crons check-ins around a monitored schedule's runs (through alerts)
     },
     # (4) processes: the worker child, the parent loop
-    4: {"worker", "children", "duties", "supervisor", "metrics", "reload"},
+    4: {"worker", "worker_spec", "children", "duties", "supervisor", "metrics", "reload"},
     # (5) entry points; every ``commands.*`` module is here too (see ``layer_of``)
     5: {"status", "cli", "commands", "bench", "benchjobs", "embedded", "__main__"},
 }
@@ -93,7 +94,8 @@ SAME_LAYER: dict[str, set[str]] = {
     "schedules": {"errors", "cron", "durations"},  # an `every` schedule is shown as a duration
     "cron": {"durations"},  # River reads @every with Go's duration grammar, which durations owns
     # layer 2: ``queue`` is the facade over the queue core's parts, which share row decoding and retry rules
-    "queue": {"completer", "insert", "job_row", "retry"},
+    "queue": {"completer", "insert", "job_row", "retry", "fates"},
+    "fates": {"job_row", "retry"},
     "insert": {"job_row"},
     "client": {"insert"},  # the application's enqueue API is a front to the queue core's insert
     "completer": {"retry"},
@@ -112,7 +114,8 @@ SAME_LAYER: dict[str, set[str]] = {
     "manifest": {"drift"},  # the manifest is what drift.fingerprint hashes
     "crons": {"alerts"},  # check-ins go through the only Sentry user
     # layer 4: STYLE: supervisor imports worker; it is split into children (spawning) and duties (leader side)
-    "supervisor": {"worker", "children", "duties", "metrics", "reload"},
+    "supervisor": {"worker", "worker_spec", "children", "duties", "metrics", "reload"},
+    "worker": {"worker_spec"},  # the spec the parent builds and the worker runs with
     # layer 5: the entry points share helpers; commands call the layer-5 libraries they front
     "__main__": {"cli"},
     "bench": {"benchjobs"},  # the bench enqueues benchjobs' no-op kind
@@ -129,7 +132,7 @@ DB_SEAM = "db"
 # argument helpers (cli loads the commands with importlib, so this is no import cycle at load time).
 COMMANDS_MAY_IMPORT = {"commands", "status", "bench", "embedded", "cli"}
 
-QUEUE_CORE = {"queue", "insert", "job_row", "retry", "completer", "unique"}
+QUEUE_CORE = {"queue", "insert", "job_row", "retry", "completer", "unique", "fates"}
 
 # One owner each (STYLE "One owner each"). Exceptions are named and explained.
 SENTRY_OWNERS = {"alerts"}
@@ -255,7 +258,7 @@ def _owner(name: str) -> str:
 def test_the_scan_sees_the_package() -> None:
     found = modules()
     assert {"errors", "worker", "supervisor", "commands.run", "sql", ROOT} <= set(found)
-    assert {"worker", "alerts", "db", "queue"} <= found["supervisor"].internal
+    assert {"worker", "alerts", "db", "fates"} <= found["supervisor"].internal
     assert {"config", "db", "schema"} <= found["commands.migrate"].internal  # ``from .. import x as y``
     assert "psycopg" in found["db"].external
     assert ROOT in found["cli"].internal  # ``from . import __version__``
