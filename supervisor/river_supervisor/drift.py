@@ -22,36 +22,34 @@ May a drifting node lead? Yes.
     no periodic job. Instead the leader enqueues only the schedules it defines itself, reports
     the drift (log WARNING, Sentry once, ``status``, ``check`` fails), and reports each orphan (a
     schedule the cluster ran before that it does not define) with the node that last defined it.
+
+This module is the pure layer: fingerprints, comparisons and orphans computed from plain data. The
+database reads for ``status`` and the metrics are in ``drift_reads``; the leader's service that
+records drift is ``drift_watch``. Owns: what drift is. May import: ``schedules`` (pure) only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
-from . import db, nodes
-from .leadership import Term, fenced_transaction
 from .schedules import EffectiveSchedule
-
-logger = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
 
 
-def _canonical(value: Any) -> str:
+def canonical(value: Any) -> str:
+    """The JSON text fingerprints hash (and drift rows store): sorted keys, no spaces."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _sha256(value: Any) -> str:
-    return hashlib.sha256(_canonical(value).encode()).hexdigest()
+    return hashlib.sha256(canonical(value).encode()).hexdigest()
 
 
 def fingerprint(
@@ -63,7 +61,7 @@ def fingerprint(
         "schedules": {s.id: {k: v for k, v in s.definition().items() if k != "id"} for s in schedules},
         "plugins": {name: plugin_versions[name] for name in sorted(plugin_versions)},
     }
-    manifest = json.loads(_canonical(manifest))  # exactly what a JSON round trip gives back
+    manifest = json.loads(canonical(manifest))  # exactly what a JSON round trip gives back
     return _sha256(manifest), manifest
 
 
@@ -185,18 +183,6 @@ def describe(difference: Mapping[str, Any], reference: str, *, kind: str | None 
     return f"{node}: {str(what).replace('_', ' ')} differs from {reference}"
 
 
-def record_drift(conn: psycopg.Connection[Any], term: Term, cluster: str, drift: Drift) -> bool:
-    """Leader-only: record ``drift`` (fenced); True only the first time this digest is seen.
-    Recording an empty drift marks every open one resolved and returns False."""
-    with fenced_transaction(conn, term, "drift"):
-        row = db.fetch_one(
-            conn,
-            "drift_record",
-            {"cluster": cluster, "digest": drift.digest, "detail": _canonical(drift.detail())},
-        )
-    return bool(row and row["inserted"])
-
-
 @dataclass(frozen=True, slots=True)
 class Orphan:
     """A schedule with durable state in the cluster that the current leader does not define."""
@@ -227,98 +213,6 @@ def find_orphans(
     ]
 
 
-def orphans(
-    conn: psycopg.Connection[Any],
-    cluster: str,
-    schedules: Sequence[EffectiveSchedule],
-    disabled: Iterable[str] = (),
-) -> list[Orphan]:
-    """``find_orphans`` over the cluster's durable state (for ``status`` and ``check``)."""
-    return find_orphans(db.fetch_all(conn, "periodic_list", {"cluster": cluster}), schedules, disabled)
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterDrift:
-    """How far a cluster's live nodes disagree, as the metrics endpoint shows it."""
-
-    drifting_nodes: int  # live nodes whose fingerprint differs from the leader's (else the most common)
-    orphaned_schedules: int  # schedules with durable state that the leader (else this host) does not define
-
-
-def cluster_drift(
-    conn: psycopg.Connection[Any], cluster: str, stale_after: float, defined_here: Iterable[str]
-) -> ClusterDrift:
-    """Read-only: the cluster's drift and orphans now, judged as ``status`` judges them."""
-    live = nodes.live_nodes(conn, cluster, stale_after)
-    lease = nodes.leader(conn, cluster)
-    leader_id = lease["leader_id"] if lease and lease["live"] else None
-    leader_row = next((row for row in live if row.node_id == leader_id), None)
-    prints = Counter(row.fingerprint for row in live)
-    reference = leader_row.fingerprint if leader_row else (prints.most_common(1)[0][0] if prints else None)
-    defined = set(leader_row.manifest.get("schedules", {})) if leader_row else set(defined_here)
-    stored = {row["id"] for row in db.fetch_all(conn, "periodic_list", {"cluster": cluster})}
-    return ClusterDrift(
-        drifting_nodes=sum(count for fingerprint, count in prints.items() if fingerprint != reference),
-        orphaned_schedules=len(stored - defined),
-    )
-
-
-class DriftWatch:
-    """Leader-only service: compare the live nodes' manifests with the leader's, every interval.
-
-    A change of the drift set is recorded (fenced) and the drifting nodes flagged; a drift never
-    seen before is logged at WARNING and handed to ``on_new_drift`` (the supervisor sends one
-    Sentry event). The same drift seen on every heartbeat is neither logged nor sent again.
-    """
-
-    name = "drift"
-    interval = 10.0
-
-    def __init__(
-        self,
-        *,
-        cluster: str,
-        node_id: str,
-        stale_after: float,
-        on_new_drift: Callable[[Drift], None] | None = None,
-    ) -> None:
-        self.cluster = cluster
-        self.node_id = node_id
-        self.stale_after = stale_after
-        self.on_new_drift = on_new_drift
-        self._seen: tuple[str, tuple[str, ...]] | None = None
-
-    def on_gained(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> None:
-        self._seen = None
-
-    def on_lost(self) -> None:
-        self._seen = None
-
-    def tick(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> float:
-        live = nodes.live_nodes(conn, self.cluster, self.stale_after)
-        key = nodes.labels(live)
-        manifests = {key[row.node_id]: dict(row.manifest) for row in live}
-        drift = compare(manifests, reference=key.get(self.node_id))
-        mine = next((row.fingerprint for row in live if row.node_id == self.node_id), None)
-        drifting = tuple(sorted(row.node_id for row in live if mine is not None and row.fingerprint != mine))
-        if self._seen == (drift.digest, drifting):
-            return self.interval
-        is_new = record_drift(conn, term, self.cluster, drift)
-        nodes.set_drift(conn, term, drifting)
-        self._seen = (drift.digest, drifting)
-        if drift and is_new:
-            logger.warning(
-                "configuration drift in cluster %s: %s",
-                self.cluster,
-                drift.summary(),
-                extra={
-                    "event": "drift.detected",
-                    "cluster": self.cluster,
-                    "digest": drift.digest,
-                    "nodes": drift.drifting_nodes,
-                    "differences": list(drift.differences)[:50],
-                },
-            )
-            if self.on_new_drift is not None:
-                self.on_new_drift(drift)
-        return self.interval
+# What a leader-only service reports (once each; the service runner's owner sends it to Sentry): a
+# drift never seen before, or a schedule the cluster ran that the new leader does not define.
+Finding = Drift | Orphan

@@ -4,7 +4,10 @@ Each service has River's shape (STYLE.md): ``on_gained(conn, term, now)``, ``tic
 doing one bounded batch in one fenced transaction and returning the seconds until it next wants
 to run, ``on_lost()`` dropping memory. No threads, sleeps or leadership checks inside: the
 supervisor calls them only while its term is trusted, and the fenced transaction refuses a stale
-term anyway (``errors.NotLeader``).
+term anyway (``errors.NotLeader``). Each satisfies ``leader_services.LeaderService``.
+
+Owns: River's maintenance services. May import: the queue core, ``queues``, ``leadership`` (Term,
+fenced transactions), ``leader_services`` (the protocol).
 """
 
 from __future__ import annotations
@@ -19,16 +22,23 @@ import psycopg
 
 from . import queue, queues
 from .config import MaintenanceConfig
+from .leader_services import LeaderService
 from .leadership import Term, fenced_transaction
 
 log = logging.getLogger(__name__)
 
 
 class _Service:
-    name = "service"
+    """What every maintenance service shares: nothing to set up when a term starts or forget when
+    it ends (the rows are their only state)."""
+
+    name: str = "service"
 
     def on_gained(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> None:
         return None
+
+    def tick(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> float:
+        raise NotImplementedError
 
     def on_lost(self) -> None:
         return None
@@ -192,7 +202,7 @@ def services(
     cluster: str = "default",
     dead_after: float = 15.0,
     writable_for: Callable[[], float] = lambda: math.inf,
-) -> list[_Service]:
+) -> list[LeaderService]:
     return [
         JobScheduler(),
         JobRescuer(cfg),

@@ -41,7 +41,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from . import __version__, db, drift, nodes, queue
+from . import __version__, db, drift_reads, nodes, queue
 from .config import Config
 from .config_values import split_listen
 from .errors import ConfigError, first_line
@@ -62,7 +62,7 @@ class _Cluster:
     """One database read: the queues and the cluster's drift."""
 
     queues: dict[str, dict[str, float]]
-    drift: drift.ClusterDrift
+    drift: drift_reads.ClusterDrift
 
 
 class _DatabaseGauges:
@@ -96,7 +96,9 @@ class _DatabaseGauges:
                     options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
                 )
             queues = queue.queue_gauges(self._conn)
-            found = drift.cluster_drift(self._conn, self.cfg.cluster, nodes.STALE_AFTER, self.defined_here)
+            found = drift_reads.cluster_drift(
+                self._conn, self.cfg.cluster, nodes.STALE_AFTER, self.defined_here
+            )
         except db.TRANSIENT as exc:
             if not self._failing:
                 log.warning(

@@ -42,7 +42,7 @@ from typing import Any
 import psycopg
 
 from . import db
-from .drift import Orphan, find_orphans
+from .drift import Finding, Orphan, find_orphans
 from .leadership import Term, fenced_transaction
 from .schedules import MISSED_GRACE, EffectiveSchedule, SlotPlan, plan_slots
 
@@ -96,6 +96,7 @@ class PeriodicEnqueuer:
         disabled: Iterable[str] = (),
         missed_grace: float = MISSED_GRACE,
         ledger_retention: timedelta = LEDGER_RETENTION,
+        report: Callable[[Finding], None] | None = None,
     ) -> None:
         ids = [schedule.id for schedule in schedules]
         if len(ids) != len(set(ids)):
@@ -107,6 +108,7 @@ class PeriodicEnqueuer:
         self.missed_grace = missed_grace
         self.ledger_retention = ledger_retention
         self._observer = observer
+        self._report = report  # each orphan, once per term gained (the supervisor sends it to Sentry)
         self._cursors: dict[str, datetime] | None = None  # None: not leading
         self._next: dict[str, datetime | None] = {}
         self._last_prune: datetime | None = None
@@ -163,6 +165,8 @@ class PeriodicEnqueuer:
                     "orphan", cluster=self.cluster, periodic_id=orphan.id, defined_by=orphan.defined_by
                 ),
             )
+            if self._report is not None:
+                self._report(orphan)
         self._notify("gained", {"term": term.term, "result": result, "orphans": list(self.orphans)})
 
     def tick(self, conn: psycopg.Connection[Any], term: Term, now: datetime) -> datetime:

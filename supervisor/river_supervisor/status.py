@@ -33,7 +33,7 @@ from typing import Any
 
 import psycopg
 
-from . import benchjobs, db, drift, nodes, periodic, queue, queues, schema, serving
+from . import benchjobs, db, drift, drift_reads, nodes, periodic, queue, queues, schema, serving
 from .config import Config
 from .discovery import PluginSet
 from .errors import DatabaseUnavailable, SchemaMissing, UsageError, first_line
@@ -321,7 +321,7 @@ def check_cluster(
     me = f"{cfg.node} ({THIS_HOST})"
     found = drift.compare({**manifests, me: local.manifest}, reference=me)
     problems = [_drift_problem(d, manifests) for d in found.differences]
-    for orphan in drift.orphans(conn, cfg.cluster, local.schedules.schedules, local.schedules.disabled):
+    for orphan in drift_reads.orphans(conn, cfg.cluster, local.schedules.schedules, local.schedules.disabled):
         by = f", last defined by node {orphan.defined_by}" if orphan.defined_by else ""
         problems.append(
             {

@@ -6,7 +6,9 @@ import psycopg
 import pytest
 from river_supervisor import nodes
 from river_supervisor.config import PeriodicEntry
-from river_supervisor.drift import compare, fingerprint, orphans, record_drift
+from river_supervisor.drift import compare, fingerprint
+from river_supervisor.drift_reads import orphans
+from river_supervisor.drift_watch import record_drift
 from river_supervisor.errors import NotLeader
 from river_supervisor.schedules import effective_schedules
 

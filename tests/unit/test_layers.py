@@ -41,6 +41,7 @@ LAYERS: dict[int, set[str]] = {
         "job_stats",
         "processes",  # OS process primitives for the parent and its workers (prctl, pidfd, groups)
         "storable",  # what PostgreSQL can store: outcomes' texts made so, args refused otherwise
+        "drift",  # what drift is: fingerprints, comparison, orphans (its reads and its service are above)
     },
     # (2) one database seam and the queue core; ``discovery`` adds stevedore, ``testing`` runs handlers inline
     2: {
@@ -66,7 +67,10 @@ LAYERS: dict[int, set[str]] = {
         "nodes",
         "serving",
         "periodic",
-        "drift",
+        "drift_reads",  # drift as the database shows it, for status and the metrics
+        "drift_watch",  # the leader's service that records drift
+        "leader_services",  # the LeaderService protocol and the runner of their ticks
+        "node_heartbeat",  # this host's node row and queue rows
         "manifest",
         "maintenance",
         "alerts",
@@ -93,6 +97,7 @@ SAME_LAYER: dict[str, set[str]] = {
     "unique": {"errors"},
     "schedules": {"errors", "cron", "durations"},  # an `every` schedule is shown as a duration
     "cron": {"durations"},  # River reads @every with Go's duration grammar, which durations owns
+    "drift": {"schedules"},  # a manifest lists the effective schedules
     # layer 2: ``queue`` is the facade over the queue core's parts, which share row decoding and retry rules
     "queue": {"completer", "insert", "job_row", "retry", "fates"},
     "fates": {"job_row", "retry"},
@@ -103,15 +108,17 @@ SAME_LAYER: dict[str, set[str]] = {
     "testing": {"discovery", "executor"},
     "executor": {"queue"},  # outcomes and the fetched rows' columns come from the queue core
     # layer 3: STYLE allows leader-only services to use leadership's Term and fenced transaction
-    "periodic": {"leadership", "drift"},  # the enqueuer records fingerprints/orphans through drift
-    "maintenance": {"leadership"},
-    "drift": {"leadership", "nodes"},  # the drift watch reads the live nodes (nodes owns their rows)
+    "periodic": {"leadership"},
+    "maintenance": {"leadership", "leader_services"},  # the services satisfy its protocol
+    "drift_reads": {"nodes"},  # the live nodes' manifests are on their rows (nodes owns them)
+    "drift_watch": {"leadership", "nodes"},  # fenced writes of the drift row and the nodes' flags
+    "leader_services": {"leadership"},  # services run in a term (Term)
+    "node_heartbeat": {"nodes", "leadership"},  # the node row (nodes owns it), named by NodeIdentity
     "nodes": {"leadership"},
     "serving": {"nodes"},  # what each live node serves is on its node row
-    # alerts reports a leadership.LeadershipEvent with its own message (a type-checking import only),
-    # and a drift's differences in drift's words
-    "alerts": {"leadership", "drift"},
-    "manifest": {"drift"},  # the manifest is what drift.fingerprint hashes
+    # alerts reports a leadership.LeadershipEvent with its own message (a type-checking import only);
+    # a drift's differences it words with drift.describe (drift is pure: a lower layer)
+    "alerts": {"leadership"},
     "crons": {"alerts"},  # check-ins go through the only Sentry user
     # layer 4: STYLE: supervisor imports worker; it is split into children (spawning) and duties (leader side)
     "supervisor": {"worker", "worker_spec", "children", "duties", "metrics", "reload"},
