@@ -213,7 +213,7 @@ class RestartPolicy:
         return self.open_breakers.pop(index, None) is not None
 
     def _backoff(self, n: int) -> float:
-        return min(self.cap, self.base * 2 ** max(0, min(n - 1, 30)))
+        return float(min(self.cap, self.base * 2 ** max(0, min(n - 1, 30))))
 
     def crashes(self, index: int) -> int:
         return len(self._crashes.get(index, ()))

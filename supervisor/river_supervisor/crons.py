@@ -63,5 +63,5 @@ class CronCheckins:
         """Close a ``start``'s check-in: ok (completed) or error, with ``took`` seconds."""
         if opened is None or isinstance(outcome, Snoozed):
             return
-        status = "ok" if isinstance(outcome, Completed) else "error"
+        status: alerts.CheckInStatus = "ok" if isinstance(outcome, Completed) else "error"
         alerts.checkin(opened.slug, status, opened.config, opened.check_in_id, took)

@@ -61,11 +61,12 @@ class BoundedConnection(psycopg.Connection[Any]):
 
     call_timeout: float | None = None
 
-    def wait(self, gen: Any, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        # psycopg 3.3's signature (0.1: its _WAIT_INTERVAL)
         if timeout is not None or self.call_timeout is None:  # psycopg's own bound (notifies, cancel)
-            return super().wait(gen, *args, timeout=timeout, **kwargs)
+            return super().wait(gen, interval, timeout=timeout)
         try:
-            return super().wait(gen, *args, timeout=self.call_timeout, **kwargs)
+            return super().wait(gen, interval, timeout=self.call_timeout)
         except psycopg.errors._WaitTimeout:  # psycopg >= 3.3; closing is the only safe state
             self.close()
             raise CallTimeout(f"no answer from the database within {self.call_timeout:g}s") from None
@@ -106,7 +107,7 @@ def connect(
     except psycopg.ProgrammingError as exc:  # malformed conninfo
         raise DatabaseUnavailable(f"database {redact_url(url)}: {exc}") from exc
     conn.call_timeout = call_timeout
-    return conn  # type: ignore[return-value]
+    return conn
 
 
 class LazyConnection:

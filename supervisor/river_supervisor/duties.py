@@ -42,6 +42,7 @@ from .periodic import PeriodicEnqueuer
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 2  # libpq's floor; a frozen server must not hold the loop longer than this
+RELOAD_PASS_ERRORS: tuple[type[BaseException], ...] = (NotLeader, *SERVICE_ERRORS)
 
 
 class Duties:
@@ -130,7 +131,7 @@ class Duties:
                 if isinstance(service, PeriodicEnqueuer):
                     try:
                         service.tick(self._db.get(), term, switch)
-                    except (NotLeader, *SERVICE_ERRORS) as exc:  # the new enqueuer catches up by policy
+                    except RELOAD_PASS_ERRORS as exc:  # the new enqueuer catches up by policy
                         log.warning(
                             "periodic: the last pass before the reload failed: %s",
                             exc,

@@ -35,7 +35,7 @@ from .leadership import Term
 log = logging.getLogger(__name__)
 
 # A fenced transaction ended by idle_in_transaction_session_timeout raises InternalError.
-SERVICE_ERRORS = (
+SERVICE_ERRORS: tuple[type[BaseException], ...] = (
     *db.TRANSIENT,  # what a later retry can outlive: back off, never exit
     psycopg.errors.IdleInTransactionSessionTimeout,
     psycopg.errors.LockNotAvailable,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -39,7 +39,7 @@ class NodeHeartbeat:
         *,
         identity: NodeIdentity,
         local: Any,
-        serves: Sequence[Any],
+        serves: Mapping[str, Any],
         session: Callable[[], psycopg.Connection[Any]],
         drop: Callable[[], None],
     ) -> None:

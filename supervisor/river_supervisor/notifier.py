@@ -250,7 +250,7 @@ class Listener:
             if self._name_channels is not None:
                 self.channels = tuple(self._name_channels(conn))
             for channel in self.channels:
-                conn.execute(sql.SQL(db.query("session_listen")).format(channel=sql.Identifier(channel)))  # type: ignore[arg-type]
+                conn.execute(sql.SQL(db.query("session_listen")).format(channel=sql.Identifier(channel)))
         except BaseException:
             conn.close()
             raise

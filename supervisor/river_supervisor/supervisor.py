@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import pickle
 import signal
@@ -33,12 +32,12 @@ from typing import Any
 import multiprocess
 import multiprocess.connection
 
-from . import alerts, crons, db, discovery, executor, fates, manifest, processes, reload, schema, worker
-from .backoff import service_backoff
+from . import alerts, crons, db, discovery, executor, manifest, processes, reload, schema, worker
 from .children import KILL_AFTER, SILENT_AFTER, ExitReport, RestartPolicy, WorkerHandle, classify_exit
 from .config import Config
 from .duties import Duties
-from .errors import RiverSupervisorError, SchemaMissing, first_line
+from .errors import RiverSupervisorError, SchemaMissing
+from .fate_ledger import FateLedger
 from .leadership import NodeIdentity
 from .worker_spec import WorkerSpec
 
@@ -48,7 +47,6 @@ log = logging.getLogger(__name__)
 SPAWN_ERRORS = (EOFError, OSError)
 IDLE_WAIT = 5.0
 CALL_TIMEOUT = 2.0  # the parent's own writes (dead workers' jobs): a frozen database must not hold the loop
-FATE_RETRY_CAP = 10.0  # seconds between tries to record a dead worker's jobs while the database is away
 
 
 class Supervisor:
@@ -82,6 +80,7 @@ class Supervisor:
             connect_timeout=2,
             call_timeout=CALL_TIMEOUT,
         )
+        self.fates = FateLedger(self.db)  # dead workers' jobs: written at once, retried, never dropped
         self.plugin_set: Any = None
         self.timeouts = executor.Timeouts({}, None)  # each job kind's, as its plugin and cfg set it
         self._wake_r = self._wake_w = -1
@@ -92,10 +91,6 @@ class Supervisor:
         self.metrics: Any = None  # metrics.Metrics with [metrics] listen set (imported only then)
         self.adopts = False  # a child subreaper: workers become our own children
         self.stray_groups: set[int] = set()  # process groups of dead workers with members to reap
-        # Fates of dead workers' jobs the database could not take yet: retried, never dropped.
-        self._pending_fates: list[tuple[WorkerHandle, ExitReport]] = []
-        self._fates_due = math.inf
-        self._fate_attempts = 0
 
     # --- boot -------------------------------------------------------------------------------
 
@@ -206,7 +201,7 @@ class Supervisor:
         self._read_pipes(now)
         self._reap(now)
         self._reap_strays()
-        self._retry_fates(now)
+        self.fates.retry(now)
         self._enforce_timeouts(now)
         self._enforce_stop(now)
         if self.reload_wanted and not self.stopping:
@@ -222,7 +217,7 @@ class Supervisor:
 
     def _next_deadline(self) -> float:
         now = time.monotonic()
-        deadlines = [now + IDLE_WAIT, self._fates_due]
+        deadlines = [now + IDLE_WAIT, self.fates.due]
         for handle in self.workers.values():
             deadlines += [job.deadline for job in handle.held.values() if job.deadline is not None]
             if handle.term_sent_at is not None:
@@ -484,7 +479,7 @@ class Supervisor:
             )
             if handle.fault is not None:
                 report = ExitReport(f"stopped: {handle.fault}", True, False, "ERROR")
-            self._record_fate_of_jobs(handle, report)
+            self.fates.record(handle, report)  # at once, while the row still says running
             del self.workers[index]
             with contextlib.suppress(OSError):
                 handle.pipe.close()
@@ -543,51 +538,6 @@ class Supervisor:
                 extra={"event": "worker.restart_scheduled", "worker": handle.index, "delay": decision.delay},
             )
 
-    def _record_fate_of_jobs(self, handle: WorkerHandle, report: ExitReport) -> None:
-        """Write into each row what happened to the jobs a dead worker held, at once; if the database
-        cannot take it now, keep it and retry with backoff (``_retry_fates``): never give it up."""
-        if not self._write_fate(handle, report):
-            self._pending_fates.append((handle, report))
-            self._fates_due = min(self._fates_due, time.monotonic() + service_backoff(1, cap=FATE_RETRY_CAP))
-
-    def _retry_fates(self, now: float) -> None:
-        if not self._pending_fates or now < self._fates_due:
-            return
-        pending, self._pending_fates = self._pending_fates, []
-        for handle, report in pending:
-            if not self._pending_fates and self._write_fate(handle, report, retry=True):
-                continue
-            self._pending_fates.append((handle, report))  # after the first failure, keep the rest
-        if self._pending_fates:
-            self._fate_attempts += 1
-            self._fates_due = now + service_backoff(self._fate_attempts, cap=FATE_RETRY_CAP)
-        else:
-            self._fate_attempts, self._fates_due = 0, math.inf
-
-    def _write_fate(self, handle: WorkerHandle, report: ExitReport, retry: bool = False) -> bool:
-        """The queue core decides what each job becomes (``fates``); False: the database is away."""
-        try:
-            fates.record(self.db.get(), handle.ended(report))
-        except db.TRANSIENT as exc:
-            if not retry:
-                log.warning(
-                    "could not record the fate of %d jobs of worker %d yet: %s; retrying until it answers",
-                    len(handle.held),
-                    handle.index,
-                    first_line(exc),
-                    extra={"event": "worker.fate_unrecorded", "worker": handle.index},
-                )
-            self.db.drop()
-            return False
-        if retry:
-            log.info(
-                "recorded the fate of the jobs of worker %d (pid %s)",
-                handle.index,
-                handle.pid,
-                extra={"event": "worker.fate_recorded", "worker": handle.index},
-            )
-        return True
-
     def _enforce_timeouts(self, now: float) -> None:
         for handle in self.workers.values():
             if handle.term_sent_at is None and now - handle.last_heard > SILENT_AFTER:
@@ -645,9 +595,8 @@ class Supervisor:
             processes.kill_group(handle.pid, signal.SIGKILL)
             if handle.pid is not None:
                 processes.reap(handle.pid)
-            self._record_fate_of_jobs(handle, ExitReport("stopped: supervisor exiting", False, False, "INFO"))
-        self._fates_due = -math.inf  # a last try for what the database could not take before
-        self._retry_fates(time.monotonic())
+            self.fates.record(handle, ExitReport("stopped: supervisor exiting", False, False, "INFO"))
+        self.fates.retry(time.monotonic(), force=True)  # a last try for what the database could not take
         self.workers.clear()
         if self.duties is not None:
             self.duties.stop()

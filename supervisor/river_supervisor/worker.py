@@ -67,22 +67,13 @@ class _ConnectionReports:
         self.index = index
 
     def lost(self, attempt: int, delay: float, exc: BaseException) -> None:
-        log.warning(
-            "worker %d: database connection lost (attempt %d): %s; retrying in %.1fs",
-            self.index,
-            attempt,
-            first_line(exc),
-            delay,
-            extra={"event": "worker.connection_lost", "worker": self.index},
-        )
+        message = "worker %d: database connection lost (attempt %d): %s; retrying in %.1fs"
+        extra = {"event": "worker.connection_lost", "worker": self.index}
+        log.warning(message, self.index, attempt, first_line(exc), delay, extra=extra)
 
     def back(self, attempts: int) -> None:
-        log.info(
-            "worker %d: database back after %d failed attempts",
-            self.index,
-            attempts,
-            extra={"event": "worker.reconnected", "worker": self.index},
-        )
+        extra = {"event": "worker.reconnected", "worker": self.index}
+        log.info("worker %d: database back after %d failed attempts", self.index, attempts, extra=extra)
 
 
 class Worker:
@@ -140,7 +131,6 @@ class Worker:
         """The fetch connection (``None`` while the database is away)."""
         return self.listener.connection
 
-    # parent channel
     def send(self, *message: Any) -> None:
         # Messages are plain data: the C pickler writes them ~70 times faster than the pipe's own
         # (dill, pure Python), and the parent's recv() reads them all the same.
@@ -164,8 +154,7 @@ class Worker:
             self.listener.lost(exc)
         self.completer = queue.Completer(self.spec.database_url, on_flushed=self._on_flushed)
         self.completer.start()
-        total = sum(limit for _, limit in self.spec.queues) or 1
-        for number in range(total):
+        for number in range(sum(limit for _, limit in self.spec.queues) or 1):
             thread = threading.Thread(
                 target=self._job_thread, args=(number,), name=f"job_{number}", daemon=True
             )
@@ -302,7 +291,7 @@ class Worker:
             try:
                 self._run_one(job, errors_count, number)
             except Exception:  # the thread lives on; once told to exit the completer is closed, say nothing
-                if not (self.signals.terminate or self.leaving):
+                if not (self.signals.stop is Stop.NOW or self.leaving):
                     log.exception(
                         "job %d: recording its outcome failed", job.id, extra={"event": "worker.job_failed"}
                     )
