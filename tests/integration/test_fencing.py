@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from river_supervisor import leadership, nodes
+from river_supervisor import leader_fence, nodes
 from river_supervisor.errors import NotLeader
 from river_supervisor.leadership import Elector, LeadershipEvent, fenced_transaction
 
@@ -91,7 +91,7 @@ def test_takeover_waits_for_a_fenced_transaction_then_wins_a_higher_term(
 
     kill_lease_backend(db)  # the holder's lease connection is gone and, once the follower has seen
     assert kinds(step_due(follower)) == []  # it gone for the grace a live leader has to reconnect,
-    wait_until(lambda: follower._gone_backend(time.monotonic()), describe="the grace to pass")
+    wait_until(lambda: follower._gone.takeover_backend(time.monotonic()), describe="the grace to pass")
     follower._next_bid = 0.0  # bid now (its next deadline may be before the grace ends)
     with fenced_transaction(service, held, "periodic"):  # a takeover is allowed...
         thread, events = _step_in_thread(follower, now=True)
@@ -111,7 +111,7 @@ def test_a_leader_paused_inside_a_fenced_transaction_cannot_block_a_takeover(
     service: psycopg.Connection,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(leadership, "FENCE_IDLE_TIMEOUT_MS", 300)
+    monkeypatch.setattr(leader_fence, "FENCE_IDLE_TIMEOUT_MS", 300)
     leader, follower = make_elector("a"), make_elector("b")
     leader.step()
     follower.step()
@@ -137,7 +137,7 @@ def test_a_fenced_transaction_waits_at_most_its_lock_timeout(
     database_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(leadership, "FENCE_LOCK_TIMEOUT_MS", 200)
+    monkeypatch.setattr(leader_fence, "FENCE_LOCK_TIMEOUT_MS", 200)
     leader = make_elector("a")
     leader.step()
     held = leader.term

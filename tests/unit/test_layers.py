@@ -63,7 +63,11 @@ LAYERS: dict[int, set[str]] = {
     # (3) leadership and the leader-only services; alerts (the only sentry_sdk user); joblog, the
     # worker's line per finished job (above the queue core, whose outcomes it names)
     3: {
-        "leadership",
+        "leadership",  # the elector's state machine; its parts below, re-exported from it
+        "leader_terms",  # Term, NodeIdentity, Timings (pure values)
+        "leader_events",  # LeadershipEvent, its one wording, the elector's log lines
+        "leader_fence",  # fenced_transaction
+        "leader_lease",  # the elector's connections and the lease's statements (its base class)
         "nodes",
         "serving",
         "periodic",
@@ -107,7 +111,12 @@ SAME_LAYER: dict[str, set[str]] = {
     # discovery loads plugins; testing runs a discovered plugin's handler inline
     "testing": {"discovery", "executor"},
     "executor": {"queue"},  # outcomes and the fetched rows' columns come from the queue core
-    # layer 3: STYLE allows leader-only services to use leadership's Term and fenced transaction
+    # layer 3: leadership is split by concern (values, wording, fence, connections, state machine)
+    "leadership": {"leader_terms", "leader_events", "leader_fence", "leader_lease"},
+    "leader_events": {"leader_terms"},
+    "leader_fence": {"leader_terms"},
+    "leader_lease": {"leader_terms", "leader_events"},
+    # STYLE allows leader-only services to use leadership's Term and fenced transaction
     "periodic": {"leadership"},
     "maintenance": {"leadership", "leader_services"},  # the services satisfy its protocol
     "drift_reads": {"nodes"},  # the live nodes' manifests are on their rows (nodes owns them)

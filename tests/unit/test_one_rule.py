@@ -23,7 +23,7 @@ from river_supervisor import (
     durations,
     errors,
     job_options,
-    leadership,
+    leader_events,
     nodes,
     schedules,
 )
@@ -224,10 +224,10 @@ def test_every_duration_is_read_alike() -> None:
         assert file_every == plugin_every == positive, (sample, file_every, plugin_every, positive)
 
 
-def test_leadership_changes_are_worded_in_leadership_only() -> None:
+def test_leadership_changes_are_worded_in_leader_events_only() -> None:
     """``LeadershipEvent.message``: the log line and the Sentry event use the same words."""
     words = ("leadership gained", "leadership lost", "leadership expired", "stepped down", "no longer leads")
-    copies = _mentioning(words, outside=_owner(leadership))
+    copies = _mentioning(words, outside=_owner(leader_events))
     assert not copies, f"use LeadershipEvent.message: {copies}"
     protocols = [
         _where(_owner(alerts), node)
