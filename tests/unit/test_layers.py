@@ -33,6 +33,9 @@ LAYERS: dict[int, set[str]] = {
         "job_options",
         "sql",
         "plugins",
+        "plugin_job",  # what a handler sees and may raise (part of the plugin API, re-exported by plugins)
+        "plugin_decls",  # a plugin's declarations and their checks (ditto)
+        "declared_job",  # enqueueing through a declaration (ditto)
         "unique",  # pure (hashlib); plugins declare a kind's unique options with its UniqueOpts
         "cron",
         "schedules",
@@ -96,8 +99,10 @@ SAME_LAYER: dict[str, set[str]] = {
     "config_settings": {"config_values", "durations", "job_options", "schedules"},  # the policy lists
     "config_values": {"durations", "redaction", "job_options"},  # a bad URL or DSN is echoed redacted
     # job_options owns the queue-name and kind rules that config, plugins and insert all apply
-    # plugins check policies with schedules' lists and durations as the file reads them
-    "plugins": {"durations", "job_options", "schedules", "unique"},
+    # plugins check policies with schedules' lists; plugin_decls reads durations as the file does
+    "plugins": {"job_options", "schedules", "unique", "plugin_job", "plugin_decls", "declared_job"},
+    "plugin_decls": {"durations", "job_options", "unique", "plugin_job"},
+    "declared_job": {"plugin_decls", "plugin_job"},
     "unique": {"errors"},
     "schedules": {"errors", "cron", "durations"},  # an `every` schedule is shown as a duration
     "cron": {"durations"},  # River reads @every with Go's duration grammar, which durations owns
@@ -142,7 +147,7 @@ SAME_LAYER: dict[str, set[str]] = {
 # package's lazy ``__getattr__`` re-exports the application API (enqueue, on layer 2), and a declared
 # job's ``charge.enqueue(conn, ...)`` calls it. Importing layer 1 stays cheap: see
 # ``test_importing_the_package_and_layer_one_is_cheap``; ``test_lazy_upward_imports_are_in_functions``.
-LAZY_UPWARD: dict[str, set[str]] = {ROOT: {"client"}, "plugins": {"client"}}
+LAZY_UPWARD: dict[str, set[str]] = {ROOT: {"client"}, "declared_job": {"client"}}
 # Layer 2 is built on its one database seam: every layer-2 module may use ``db``.
 DB_SEAM = "db"
 # ``commands.*`` may import each other, the layer-5 libraries they are the command of, and ``cli``'s shared
