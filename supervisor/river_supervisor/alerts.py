@@ -14,6 +14,10 @@ Model
   configured.
 - Fingerprints are explicit, so grouping is ours: one issue per (cluster, leadership event kind), per
   distinct drift, per orphaned schedule, per broken plugin, per crash-looping node.
+
+What each event says (message, level, tags, fingerprint, context) is built in ``alert_events``
+(pure); this module owns the SDK: set-up across sentry-sdk 2.x and 3.x, the never-raise reporters,
+check-ins, flushing, and the redaction hooks.
 """
 
 from __future__ import annotations
@@ -34,15 +38,25 @@ from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.integrations.modules import ModulesIntegration
 
 from . import __version__
+from .alert_events import (
+    Alert,
+    crash_loop_alert,
+    drift_alert,
+    job_context,
+    job_error_text,
+    leadership_alert,
+    orphaned_schedule_alert,
+    plugin_load_error_alert,
+)
 from .config import SentryConfig
-from .plugins import Job
+from .plugin_job import Job
 from .redaction import ARGS_ALLOWED, scrub, scrub_event, secret_values
 from .redaction import REDACTED as REDACTED  # re-exported: alerts.REDACTED
 
 if TYPE_CHECKING:  # types only: leadership (and psycopg) are not loaded for them
     from sentry_sdk.types import Event, Hint
 
-    from .leadership import LeadershipEvent
+    from .leader_events import LeadershipEvent
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +64,6 @@ Role = Literal["supervisor", "worker", "cli"]
 CheckInStatus = Literal["in_progress", "ok", "error"]
 
 DEFAULT_FLUSH_TIMEOUT = 2.0
-_FINGERPRINT_ROOT = "river-supervisor"
 # sentry-sdk 3 renamed two things we rely on, and refuses or misreads the 2.x spelling:
 # - frames' local variables are never sent (a handler's locals hold job args): 2.x
 #   ``include_local_variables``, 3.x ``data_collection["stack_frame_variables"]``;
@@ -204,51 +217,13 @@ def leadership_event(ev: LeadershipEvent) -> str | None:
     "lost"/"expired"/"superseded" are separate issues an alert rule can watch. The message is the
     event's own (``LeadershipEvent.message``), the same words as its log line.
     """
-    context = {
-        "kind": ev.kind,
-        "cluster": ev.cluster,
-        "node": ev.node,
-        "term": ev.term,
-        "leader_id": ev.leader_id,
-        "other_leader_id": ev.other_leader_id,
-        "at": _iso(ev.at),
-        "detail": dict(ev.detail or {}),
-    }
-    return _capture(
-        ev.message(),
-        level="warning" if ev.level >= logging.WARNING else "info",
-        logger="river_supervisor.leadership",
-        tags={"cluster": ev.cluster, "node": ev.node, "term": str(ev.term), "leadership_event": ev.kind},
-        fingerprint=[_FINGERPRINT_ROOT, "leadership", ev.cluster, ev.kind],
-        contexts={"leadership": context},
-        timestamp=ev.at,
-    )
+    return _capture(leadership_alert(ev))
 
 
 @_reporting
 def drift_event(cluster: str, digest: str, differences: list[dict[str, Any]], nodes: list[str]) -> str | None:
     """Report configuration drift between nodes: one issue per distinct drift (its digest)."""
-    from .drift import describe  # at call time: drift reads the database, alerts is imported everywhere
-
-    short = digest[:12]
-    summary = [describe(d, "the reference node") for d in differences[:20]]
-    return _capture(
-        f"configuration drift in cluster {cluster}: {len(differences)} difference(s) "
-        f"across {len(nodes)} node(s) ({short})",
-        level="warning",
-        logger="river_supervisor.periodic",
-        tags={"cluster": cluster, "drift": short},
-        fingerprint=[_FINGERPRINT_ROOT, "drift", cluster, digest],
-        contexts={
-            "drift": {
-                "digest": digest,
-                "nodes": sorted(nodes),
-                "count": len(differences),
-                "summary": "\n".join(summary),
-                "differences": differences,
-            }
-        },
-    )
+    return _capture(drift_alert(cluster, digest, differences, nodes))
 
 
 @_reporting
@@ -263,41 +238,16 @@ def orphaned_schedule_event(
 ) -> str | None:
     """A schedule the cluster ran before that the current leader does not define."""
     return _capture(
-        f"orphaned schedule {schedule_id} in cluster {cluster}: it has run before "
-        f"but leader {leader_node} does not define it",
-        level="warning",
-        logger="river_supervisor.periodic",
-        tags={"cluster": cluster, "schedule": schedule_id},
-        fingerprint=[_FINGERPRINT_ROOT, "orphaned-schedule", cluster, schedule_id],
-        contexts={
-            "schedule": {
-                "id": schedule_id,
-                "kind": kind,
-                "leader_node": leader_node,
-                "last_run_at": _iso(last_run_at),
-                "detail": dict(detail or {}),
-            }
-        },
+        orphaned_schedule_alert(
+            cluster, schedule_id, leader_node=leader_node, kind=kind, last_run_at=last_run_at, detail=detail
+        )
     )
 
 
 @_reporting
 def plugin_load_error_event(name: str, distribution: str | None, error: BaseException | str) -> str | None:
     """A plugin that failed to load (the others still run): one issue per plugin name."""
-    error_text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    context: dict[str, Any] = {"name": name, "distribution": distribution, "error": error_text}
-    if isinstance(error, BaseException) and error.__traceback__ is not None:
-        import traceback
-
-        context["traceback"] = "".join(traceback.format_exception(error))
-    return _capture(
-        f"plugin {name} ({distribution or 'unknown distribution'}) failed to load: {error_text}",
-        level="error",
-        logger="river_supervisor.plugins",
-        tags={"plugin": name},
-        fingerprint=[_FINGERPRINT_ROOT, "plugin-load", name],
-        contexts={"plugin": context},
-    )
+    return _capture(plugin_load_error_alert(name, distribution, error))
 
 
 @_reporting
@@ -317,27 +267,10 @@ def crash_loop_event(
     ``message`` (the supervisor's own log line) is used as is; without it one is built from
     ``crashes``, ``window`` and ``last_exit``.
     """
-    if message is None:
-        who = f"worker {worker}" if worker is not None else "workers"
-        counts = f": {crashes} crashes in {window:g}s" if crashes is not None and window is not None else ""
-        exit_text = f" (last exit: {last_exit})" if last_exit is not None else ""
-        message = f"{who} crash loop on node {node}{counts}, restarts stopped{exit_text}"
-    return _capture(
-        message,
-        level="error",
-        logger="river_supervisor.supervisor",
-        tags={"cluster": cluster, "node": node},
-        fingerprint=[_FINGERPRINT_ROOT, "crash-loop", cluster, node],
-        contexts={
-            "crash_loop": {
-                "worker": worker,
-                "crashes": crashes,
-                "window_seconds": window,
-                "last_exit": last_exit,
-                "detail": dict(detail or {}),
-            }
-        },
+    alert = crash_loop_alert(
+        cluster, node, worker, message, crashes=crashes, window=window, last_exit=last_exit, detail=detail
     )
+    return _capture(alert)
 
 
 @_reporting
@@ -348,25 +281,16 @@ def job_error(job: Job, exc: BaseException | str, *, send_args: bool | None = No
     Args go along only when ``send_args`` (default: the ``[sentry] send_job_args`` setting).
     """
     include_args = _state.send_job_args if send_args is None else send_args
-    context: dict[str, Any] = {
-        "id": job.id,
-        "kind": job.kind,
-        "queue": job.queue,
-        "attempt": job.attempt,
-        "max_attempts": job.max_attempts,
-    }
-    if include_args:
-        context["args"] = dict(job.args)
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("job_kind", job.kind)
         scope.set_tag("queue", job.queue)
-        scope.set_context("job", context)
+        scope.set_context("job", job_context(job, include_args=include_args))
         if include_args:
             scope.set_extra(ARGS_ALLOWED, True)
         if isinstance(exc, BaseException):
             return sentry_sdk.capture_exception(exc)
-        scope.fingerprint = [_FINGERPRINT_ROOT, "job", job.kind, "{{ default }}"]
-        return sentry_sdk.capture_message(f"job {job.kind} failed: {exc}", level="error")
+        message, scope.fingerprint = job_error_text(job, exc)
+        return sentry_sdk.capture_message(message, level="error")
 
 
 # -- crons -------------------------------------------------------------------------------------------
@@ -397,20 +321,13 @@ def checkin(
 # -- plumbing ----------------------------------------------------------------------------------------
 
 
-def _capture(
-    message: str,
-    *,
-    level: str,
-    logger: str,
-    tags: dict[str, str],
-    fingerprint: list[str],
-    contexts: dict[str, dict[str, Any]],
-    timestamp: datetime | None = None,
-) -> str | None:
-    event: dict[str, Any] = {"message": message, "level": level, "logger": logger}
-    if isinstance(timestamp, datetime):
-        event["timestamp"] = timestamp
-    return sentry_sdk.capture_event(event, tags=tags, fingerprint=fingerprint, contexts=contexts)  # type: ignore[arg-type]
+def _capture(alert: Alert) -> str | None:
+    event: dict[str, Any] = {"message": alert.message, "level": alert.level, "logger": alert.logger}
+    if isinstance(alert.timestamp, datetime):
+        event["timestamp"] = alert.timestamp
+    return sentry_sdk.capture_event(
+        cast("Event", event), tags=alert.tags, fingerprint=alert.fingerprint, contexts=alert.contexts
+    )
 
 
 _failed_once: set[str] = set()
@@ -425,10 +342,6 @@ def _failed(what: str) -> None:
 
 def _extra(action: str) -> dict[str, str]:
     return {"event": f"alerts.{action}"}
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if isinstance(at, datetime) else None
 
 
 # -- redaction ---------------------------------------------------------------------------------------

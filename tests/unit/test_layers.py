@@ -81,6 +81,7 @@ LAYERS: dict[int, set[str]] = {
         "manifest",
         "maintenance",
         "alerts",
+        "alert_events",  # what each Sentry event says (pure; alerts sends them)
         "joblog",
         "crons",  # Sentry Crons check-ins around a monitored schedule's runs (through alerts)
     },
@@ -130,9 +131,11 @@ SAME_LAYER: dict[str, set[str]] = {
     "node_heartbeat": {"nodes", "leadership"},  # the node row (nodes owns it), named by NodeIdentity
     "nodes": {"leadership"},
     "serving": {"nodes"},  # what each live node serves is on its node row
-    # alerts reports a leadership.LeadershipEvent with its own message (a type-checking import only);
-    # a drift's differences it words with drift.describe (drift is pure: a lower layer)
-    "alerts": {"leadership"},
+    # alerts sends what alert_events builds; both name leader_events.LeadershipEvent (a type-checking
+    # import only), whose own message the event carries; a drift's differences are worded with
+    # drift.describe (drift is pure: a lower layer)
+    "alerts": {"alert_events", "leader_events"},
+    "alert_events": {"leader_events"},
     "crons": {"alerts"},  # check-ins go through the only Sentry user
     # layer 4: STYLE: supervisor imports worker; it is split into children (spawning) and duties (leader side)
     "supervisor": {"worker", "worker_spec", "children", "fate_ledger", "duties", "metrics", "reload"},
