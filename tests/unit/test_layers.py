@@ -88,7 +88,19 @@ LAYERS: dict[int, set[str]] = {
     # (4) processes: the worker child, the parent loop
     4: {"worker", "worker_spec", "children", "fate_ledger", "duties", "supervisor", "metrics", "reload"},
     # (5) entry points; every ``commands.*`` module is here too (see ``layer_of``)
-    5: {"status", "cli", "commands", "bench", "benchjobs", "embedded", "__main__"},
+    5: {
+        "status",
+        "cli",
+        "commands",
+        "bench",  # runs the bench's phases in order; its parts below
+        "bench_options",  # BenchOptions, BenchResult, BenchError
+        "bench_schema",  # the scratch schema
+        "bench_process",  # the supervisor under test
+        "bench_phases",  # the measurements
+        "benchjobs",
+        "embedded",
+        "__main__",
+    },
 }
 
 # Same-layer imports that are allowed, importer -> imported. Anything else within a layer fails.
@@ -143,7 +155,11 @@ SAME_LAYER: dict[str, set[str]] = {
     "worker": {"worker_spec"},  # the spec the parent builds and the worker runs with
     # layer 5: the entry points share helpers; commands call the layer-5 libraries they front
     "__main__": {"cli"},
-    "bench": {"benchjobs"},  # the bench enqueues benchjobs' no-op kind
+    "bench": {"bench_options", "bench_schema", "bench_process", "bench_phases"},
+    # the bench enqueues benchjobs' no-op kind into benchjobs' queue, which its supervisor serves
+    "bench_phases": {"benchjobs", "bench_options", "bench_process"},
+    "bench_process": {"benchjobs", "bench_options"},
+    "bench_schema": {"bench_options"},
     "status": {"benchjobs"},  # check does not ask for a [queues] entry for the bench's own queue
 }
 # Upward imports allowed only inside a function (never at import time), importer -> imported: the
@@ -163,9 +179,9 @@ QUEUE_CORE = {"queue", "insert", "job_row", "retry", "completer", "unique", "fat
 SENTRY_OWNERS = {"alerts"}
 ENVIRON_OWNERS = {
     "config",
-    # bench starts a supervisor under test and copies the environment only to drop DATABASE_URL and
-    # SENTRY_DSN from it (the child must use the bench's scratch config): it reads no setting.
-    "bench",
+    # bench_process starts a supervisor under test and copies the environment only to drop DATABASE_URL
+    # and SENTRY_DSN from it (the child must use the bench's scratch config): it reads no setting.
+    "bench_process",
 }
 PRINT_OWNERS = {
     "cli",
