@@ -39,6 +39,7 @@ LAYERS: dict[int, set[str]] = {
         "unique",  # pure (hashlib); plugins declare a kind's unique options with its UniqueOpts
         "cron",
         "schedules",
+        "slot_plan",  # which due slots a pass enqueues under the missed policy (schedules re-exports it)
         "backoff",
         "logs",
         "job_stats",
@@ -117,7 +118,8 @@ SAME_LAYER: dict[str, set[str]] = {
     "plugin_decls": {"durations", "job_options", "unique", "plugin_job"},
     "declared_job": {"plugin_decls", "plugin_job"},
     "unique": {"errors"},
-    "schedules": {"errors", "cron", "durations"},  # an `every` schedule is shown as a duration
+    "schedules": {"errors", "cron", "durations", "slot_plan"},  # an `every` schedule is shown as a duration
+    "slot_plan": {"cron"},  # slots come from the schedule cron builds
     "cron": {"durations"},  # River reads @every with Go's duration grammar, which durations owns
     "drift": {"schedules"},  # a manifest lists the effective schedules
     # layer 2: ``queue`` is the facade over the queue core's parts, which share row decoding and retry rules
