@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m ruff check supervisor tests plugins examples scripts
 python -m ruff format --check supervisor tests plugins examples scripts
+python -m mypy supervisor/river_supervisor  # strict: see [tool.mypy] in pyproject.toml
 python -m pytest "$@"
